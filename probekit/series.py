@@ -30,11 +30,11 @@ from transformers import AutoConfig
 from . import metrics as M
 from .capture import Prober
 from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_base
-from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record
+from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record, locate_entities
 from .errors import ProbekitError
 from .families import check_layer, default_layer
 from .io import atomic_path, write_json
-from .models import load_causal_lm, load_tokenizer
+from .models import check_weights, load_causal_lm, load_tokenizer
 
 BASE_NAME = "_base"
 COLUMNS = ["run", "checkpoint", "name", "kind", "index", "layer", "metric", "value"]
@@ -87,6 +87,8 @@ class SeriesProbe:
                     "no unknown fact shares a gold answer with a held-out fact, so Rank-ρ, NTR and JSD have no "
                     "pairs; use larger or matching sets, or leave out --unknown"
                 )
+        for facts in (held, unknown, new):  # fail on an unlocatable entity before any model runs
+            locate_entities(self.tokenizer, facts or [], config.prompt_format)
         self.ns_rows = M.ns_subsample(len(held), config.ns_sample, config.seed)
         self.inputs = {
             "held": _hash_facts(held), "unknown": _hash_facts(unknown), "new": _hash_facts(new),
@@ -191,6 +193,8 @@ def probe_series(
     checkpoints: list[Checkpoint] = find_checkpoints(run_dir)
     base_path = resolve_base(run_dir, base)
     check_series(base_path, checkpoints)
+    for ckpt in checkpoints:  # refuse unsafe weights before any work
+        check_weights(ckpt.path, config.allow_pickle)
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
     probe = SeriesProbe(base_path, held, unknown, new, out, config)
