@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install, then run the main job on the embedded default model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+"${PROBEKIT_VENV:-.venv}/bin/python" -m analyses.quickstart "$@"

