@@ -1,0 +1,211 @@
+"""SLiCK knowledge categories (Gekhman et al., 2024): does the model already know a fact?
+
+Each question is asked in ``runs`` few-shot prompts (``shots`` exemplars from the same relation's train split,
+never the question itself), answered greedily; for the WeaklyKnown test it is also answered with ``samples``
+temperature samples per prompt (T=0.5, top-40). With P_greedy and P_sampled the shares of correct answers:
+
+- HighlyKnown: P_greedy = 1          - MaybeKnown: 0 < P_greedy < 1
+- WeaklyKnown: P_greedy = 0 and P_sampled > 0                - Unknown: P_greedy = 0 and P_sampled = 0
+
+An answer is correct if, after SQuAD normalisation (lower case, punctuation and the articles a/an/the removed,
+whitespace collapsed), it equals any gold alias. Sampling only changes the category of a question no greedy run
+got right, so by default only those are sampled (P_sampled is then null for the others); ``sample_all`` samples
+every question.
+
+Exemplar modes: ``independent`` draws a fresh exemplar set per question and run (Gekhman's setting);
+``shared`` draws one set per relation and run, so all its questions share the few-shot prefix and its KV cache is
+computed once. Results are cached per question in JSONL and a run resumes after interruption.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import string
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from probekit.entities import Fact, fact_to_record
+from probekit.errors import ProbekitError
+from probekit.io import write_json
+
+from .decoding import AnswerDecoder
+
+CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+
+
+@dataclass(frozen=True)
+class SlickConfig:
+    """SLiCK settings; defaults are the study's (20 runs × 3 exemplars). ``PRESETS['gekhman']``: 10 × 4-shot, 16 samples."""
+
+    runs: int = 20
+    shots: int = 3
+    samples: int = 1  # temperature samples per run (prompt)
+    temperature: float = 0.5
+    top_k: int = 40
+    exemplars: str = "independent"  # or "shared"
+    sample_all: bool = False
+    max_new_tokens: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.exemplars not in ("independent", "shared"):
+            raise ProbekitError(f"exemplar mode must be 'independent' or 'shared', not {self.exemplars!r}")
+        if self.runs < 1 or self.shots < 0 or self.samples < 0:
+            raise ProbekitError("runs must be ≥ 1, shots and samples ≥ 0")
+
+
+PRESETS = {"study": SlickConfig(), "gekhman": SlickConfig(runs=10, shots=4, samples=16)}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, drop punctuation and articles, collapse whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def is_correct(prediction: str, answers: tuple[str, ...] | list[str]) -> bool:
+    pred = normalize_answer(prediction)
+    return bool(pred) and pred in {normalize_answer(a) for a in answers}
+
+
+def categorize(p_greedy: float, p_sampled: float | None) -> str:
+    """SLiCK category from the share of correct greedy answers and of correct samples."""
+    if p_greedy >= 1.0:
+        return "HighlyKnown"
+    if p_greedy > 0.0:
+        return "MaybeKnown"
+    return "WeaklyKnown" if (p_sampled or 0.0) > 0.0 else "Unknown"
+
+
+def qa_text(fact: Fact) -> str:
+    return f"Q: {fact.question}\nA:"
+
+
+def exemplar_prefix(exemplars: list[Fact]) -> str:
+    return "".join(f"{qa_text(e)} {e.answer}\n\n" for e in exemplars)
+
+
+def choose_exemplars(fact: Fact, pool: list[Fact], run: int, config: SlickConfig) -> list[Fact]:
+    """The exemplars of `fact` in `run`: seeded, from its relation's pool, never the question itself."""
+    others = [e for e in pool if e.question != fact.question]
+    if len(others) < config.shots:
+        raise ProbekitError(f"relation {fact.relation} has only {len(others)} exemplars; {config.shots} shots needed")
+    if config.exemplars == "shared":
+        rng = random.Random(f"{config.seed}:{fact.relation}:{run}")
+        chosen = rng.sample(pool, config.shots)
+        if all(e.question != fact.question for e in chosen):
+            return chosen
+    rng = random.Random(f"{config.seed}:{fact.relation}:{run}:{fact.question}")
+    return rng.sample(others, config.shots)
+
+
+class Slick:
+    """Runs SLiCK for one model; ``pools`` maps relation → exemplar facts (its train split)."""
+
+    def __init__(self, model, tokenizer, pools: dict[str, list[Fact]], config: SlickConfig = SlickConfig(),
+                 batch_size: int = 32):
+        self.config, self.pools = config, pools
+        self.decoder = AnswerDecoder(model, tokenizer, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
+
+    def _answers(self, facts: list[Fact], run: int, temperature: float, samples: int,
+                 generator: torch.Generator | None) -> list[list[str]]:
+        """Answers of every fact in one run, grouping facts that share a few-shot prefix."""
+        groups: dict[str, list[int]] = {}
+        for i, f in enumerate(facts):
+            if f.relation not in self.pools:
+                raise ProbekitError(f"no exemplar pool for relation {f.relation!r} (question {f.question!r})")
+            groups.setdefault(exemplar_prefix(choose_exemplars(f, self.pools[f.relation], run, self.config)),
+                              []).append(i)
+        out: list[list[str]] = [[] for _ in facts]
+        if self.config.exemplars == "shared":
+            for prefix, idx in groups.items():
+                got = self.decoder.decode([qa_text(facts[i]) for i in idx], prefix=prefix, temperature=temperature,
+                                          top_k=self.config.top_k, num_samples=samples, generator=generator)
+                for i, a in zip(idx, got):
+                    out[i] = a
+        else:  # every prompt whole, batched across questions
+            prompts = [""] * len(facts)
+            for prefix, idx in groups.items():
+                for i in idx:
+                    prompts[i] = prefix + qa_text(facts[i])
+            out = self.decoder.decode(prompts, temperature=temperature, top_k=self.config.top_k,
+                                      num_samples=samples, generator=generator)
+        return out
+
+    def classify(self, facts: list[Fact], chunk_seed: int = 0) -> list[dict]:
+        """SLiCK records (category, P_greedy, P_sampled, greedy answers) for `facts`."""
+        c = self.config
+        greedy = [[] for _ in facts]
+        for run in range(c.runs):
+            for i, a in enumerate(self._answers(facts, run, 0.0, 1, None)):
+                greedy[i].append(a[0])
+        p_greedy = [sum(is_correct(a, f.answers) for a in g) / c.runs for f, g in zip(facts, greedy)]
+        p_sampled: list[float | None] = [None] * len(facts)
+        need = [i for i, p in enumerate(p_greedy) if c.samples and (c.sample_all or p == 0.0)]
+        if need:
+            gen = torch.Generator().manual_seed(c.seed * 1_000_003 + chunk_seed)
+            hits = [0] * len(need)
+            sub = [facts[i] for i in need]
+            for run in range(c.runs):
+                for j, answers in enumerate(self._answers(sub, run, c.temperature, c.samples, gen)):
+                    hits[j] += sum(is_correct(a, sub[j].answers) for a in answers)
+            for j, i in enumerate(need):
+                p_sampled[i] = hits[j] / (c.runs * c.samples)
+        return [
+            {**fact_to_record(f), "category": categorize(pg, ps), "p_greedy": pg, "p_sampled": ps, "greedy": g}
+            for f, pg, ps, g in zip(facts, p_greedy, p_sampled, greedy)
+        ]
+
+
+def settings_record(config: SlickConfig, model: str) -> dict:
+    return {"model": model, **asdict(config)}
+
+
+def run_slick(slick: Slick, facts: list[Fact], out_file: Path, model_name: str, chunk: int = 64,
+              progress: bool = True) -> list[dict]:
+    """Classify `facts`, appending records to `out_file` (JSONL) chunk by chunk; resume from what is there.
+
+    ``out_file.with_suffix('.settings.json')`` records the model and settings; results of other settings in the
+    same file are an error, never silently mixed.
+    """
+    out_file = Path(out_file)
+    settings = settings_record(slick.config, model_name)
+    settings_file = out_file.with_suffix(".settings.json")
+    if settings_file.exists() and json.loads(settings_file.read_text()) != settings:
+        raise ProbekitError(f"{out_file} holds SLiCK results of other settings; choose another output")
+    write_json(settings_file, settings)
+    done: dict[tuple, dict] = {}
+    if out_file.exists():
+        for line in out_file.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interruption
+                continue
+            done[(rec.get("relation"), rec["question"])] = rec
+    chunks = [facts[s : s + chunk] for s in range(0, len(facts), chunk)]
+    with out_file.open("a", encoding="utf-8") as fh:
+        for n, part in enumerate(tqdm(chunks, desc=f"SLiCK {out_file.stem}", disable=not progress)):
+            if all((f.relation, f.question) in done for f in part):
+                continue
+            seed = int(hashlib.sha256(f"{n}".encode()).hexdigest()[:8], 16)
+            for rec in slick.classify(part, chunk_seed=seed):
+                done[(rec.get("relation"), rec["question"])] = rec
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+    return [done[(f.relation, f.question)] for f in facts]
+
+
+def category_shares(records: list[dict]) -> dict[str, float]:
+    n = len(records) or 1
+    return {c: sum(r["category"] == c for r in records) / n for c in CATEGORIES}
+
+
+def with_overrides(config: SlickConfig, **overrides) -> SlickConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
