@@ -1,0 +1,223 @@
+"""EntityQuestions loading, SLiCK categories and decoding, splits, and synthetic facts."""
+import gzip
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+from probekit.errors import ProbekitError
+from training.decoding import AnswerDecoder
+from training.entityquestions import load_relation, relations, templates
+from training.slick import (
+    Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, is_correct, normalize_answer, qa_text,
+    run_slick,
+)
+from training.splits import SplitConfig, make_splits
+from training.synthetic import real_p17, synthetic_facts, token_pools
+
+from .conftest import byte_bpe_tokenizer, tiny_model
+
+
+# --- EntityQuestions -------------------------------------------------------------------------------------------
+
+def test_bundled_entityquestions():
+    assert len(relations()) == 24 and "P17" in relations()
+    facts = load_relation("P17", "dev")
+    assert len(facts) > 900
+    for f in facts[:50]:
+        assert f.question == templates()["P17"].replace("[X]", f.entity) and f.relation == "P17" and f.answers
+
+
+def test_user_dataset_dir_and_errors(tmp_path):
+    root = tmp_path / "dataset"
+    (root / "dev").mkdir(parents=True)
+    (root / "relation_query_templates.json").write_text(json.dumps({"P36": "What is the capital of [X]?"}))
+    (root / "dev" / "P36.dev.json").write_text(json.dumps([{"question": "What is the capital of Peru?",
+                                                             "answers": ["Lima"]}]))
+    [fact] = load_relation("P36", "dev", root)
+    assert fact.entity == "Peru" and fact.answers == ("Lima",)
+    with pytest.raises(ProbekitError, match="unknown relation 'P999'"):
+        load_relation("P999", "dev", root)
+    with pytest.raises(ProbekitError, match="no train file for P36"):
+        load_relation("P36", "train", root)
+    (root / "dev" / "P36.dev.json").write_text("[{oops")
+    with pytest.raises(ProbekitError, match="malformed JSON"):
+        load_relation("P36", "dev", root)
+    with pytest.raises(ProbekitError, match="not an EntityQuestions directory"):
+        load_relation("P36", "dev", tmp_path)
+    with gzip.open(root / "dev" / "P36.dev.json.gz", "wt") as fh:
+        json.dump([{"question": "Who is Peru?", "answers": ["x"]}], fh)
+    with pytest.raises(ProbekitError, match="does not fit template"):
+        load_relation("P36", "dev", root)
+
+
+# --- SLiCK ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p_greedy,p_sampled,category", [
+    (1.0, None, "HighlyKnown"),
+    (1.0, 0.0, "HighlyKnown"),  # greedy decides before samples matter
+    (0.95, 1.0, "MaybeKnown"),
+    (0.05, 0.0, "MaybeKnown"),
+    (0.0, 0.0625, "WeaklyKnown"),
+    (0.0, 1.0, "WeaklyKnown"),
+    (0.0, 0.0, "Unknown"),
+    (0.0, None, "Unknown"),  # no samples taken: nothing shows it is known
+])
+def test_categories(p_greedy, p_sampled, category):
+    assert categorize(p_greedy, p_sampled) == category
+
+
+def test_prediction_tables_give_all_four_categories():
+    answers = ("Paris", "City of Paris")
+    table = {  # question → (greedy answers over 4 runs, sampled answers)
+        "high": (["Paris", "paris.", "The Paris", "City of Paris"], []),
+        "maybe": (["Paris", "Lyon", "Lyon", "Lyon"], []),
+        "weak": (["Lyon"] * 4, ["Lyon", "Paris", "Nice"]),
+        "unknown": (["Lyon"] * 4, ["Lyon", "Nice", "Parisian"]),
+    }
+    got = {}
+    for q, (greedy, sampled) in table.items():
+        pg = sum(is_correct(a, answers) for a in greedy) / len(greedy)
+        ps = sum(is_correct(a, answers) for a in sampled) / len(sampled) if sampled else None
+        got[q] = categorize(pg, ps)
+    assert got == {"high": "HighlyKnown", "maybe": "MaybeKnown", "weak": "WeaklyKnown", "unknown": "Unknown"}
+
+
+def test_normalisation():
+    assert normalize_answer("  The  United-States, of America! ") == "unitedstates of america"
+    assert is_correct("an Italy.", ["Italy"]) and not is_correct("", [""]) and not is_correct("Italia", ["Italy"])
+
+
+def test_exemplars_never_the_question():
+    pool = load_relation("P36", "train")[:20]
+    for mode in ("independent", "shared"):
+        config = SlickConfig(runs=3, shots=3, exemplars=mode)
+        for f in pool:
+            for run in range(3):
+                chosen = choose_exemplars(f, pool, run, config)
+                assert len(chosen) == 3 and f.question not in {e.question for e in chosen}
+    shared = SlickConfig(exemplars="shared")
+    sets = {exemplar_prefix(choose_exemplars(f, pool, 0, shared)) for f in load_relation("P36", "dev")[:20]}
+    assert len(sets) == 1  # one exemplar set per relation and run
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_decoder_matches_generate_per_prompt(arch):
+    """Batched, prefix-shared greedy decoding equals HF generate on each prompt alone."""
+    tok = byte_bpe_tokenizer()
+    model = tiny_model(arch, vocab_size=len(tok), seed=3)
+    decoder = AnswerDecoder(model, tok, max_new_tokens=6, batch_size=3)
+    prefix = "Q: What is the capital of France?\nA: Paris\n\n"
+    prompts = [qa_text(type("F", (), {"question": q})()) for q in
+               ["Which country is Milan located in?", "Who founded St. John's College, Oxford?", "Is São Paulo?",
+                "What is the capital of Bergadena?", "Which country is Zürich located in?"]]
+    got = decoder.decode(prompts, prefix=prefix)
+    for prompt, [answer] in zip(prompts, got):
+        enc = tok(prefix + prompt, return_tensors="pt")
+        out = model.generate(**enc, max_new_tokens=6, do_sample=False, eos_token_id=decoder.stop_ids.tolist(),
+                             pad_token_id=tok.pad_token_id)
+        ref = tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True).split("\n", 1)[0].strip()
+        assert answer == ref
+
+
+def test_sampling_is_seeded_and_shaped():
+    tok = byte_bpe_tokenizer()
+    decoder = AnswerDecoder(tiny_model("llama", vocab_size=len(tok)), tok, max_new_tokens=4)
+    prompts = ["Q: Which country is Milan located in?\nA:", "Q: What is the capital of France?\nA:"]
+    a = decoder.decode(prompts, temperature=0.5, num_samples=3, generator=torch.Generator().manual_seed(1))
+    b = decoder.decode(prompts, temperature=0.5, num_samples=3, generator=torch.Generator().manual_seed(1))
+    assert a == b and [len(x) for x in a] == [3, 3]
+
+
+@pytest.mark.slow
+def test_slick_end_to_end_on_embedded_and_resume(embedded, tmp_path, monkeypatch):
+    model, tok, _ = embedded
+    pools = {"P36": load_relation("P36", "train")}
+    facts = load_relation("P36", "dev")[:6]
+    slick = Slick(model, tok, pools, SlickConfig(runs=2, shots=3, samples=2, exemplars="shared"))
+    out = tmp_path / "P36.dev.jsonl"
+    records = run_slick(slick, facts, out, "smollm2", chunk=3, progress=False)
+    assert [r["question"] for r in records] == [f.question for f in facts]
+    for r in records:
+        assert r["category"] in {"HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
+        assert len(r["greedy"]) == 2 and r["category"] == categorize(r["p_greedy"], r["p_sampled"])
+        assert (r["p_sampled"] is None) == (r["p_greedy"] > 0)
+    # resume: everything cached, no decoding at all
+    monkeypatch.setattr(slick, "classify", lambda *a, **k: pytest.fail("re-ran a cached chunk"))
+    assert run_slick(slick, facts, out, "smollm2", chunk=3, progress=False) == records
+    with pytest.raises(ProbekitError, match="other settings"):
+        run_slick(Slick(model, tok, pools, SlickConfig(runs=3)), facts, out, "smollm2")
+
+
+# --- splits -----------------------------------------------------------------------------------------------------
+
+def slick_table(relation, split, counts):
+    out = []
+    for cat, n in counts.items():
+        out += [{"question": f"{relation} {split} {cat} {i}?", "answers": ["a"], "entity_span": [0, 1],
+                 "relation": relation, "category": cat} for i in range(n)]
+    return out
+
+
+def test_splits_disjoint_sized_and_filtered():
+    train = {"P1": slick_table("P1", "train", {"HighlyKnown": 50, "Unknown": 60, "MaybeKnown": 5}),
+             "P2": slick_table("P2", "train", {"HighlyKnown": 50, "Unknown": 60})}
+    dev = {"P1": slick_table("P1", "dev", {"HighlyKnown": 10, "MaybeKnown": 8, "WeaklyKnown": 4, "Unknown": 8}),
+           "P2": slick_table("P2", "dev", {"HighlyKnown": 2, "Unknown": 18})}  # 10% HighlyKnown: dropped
+    splits = make_splits(train, dev, SplitConfig(known=30, unknown=40, held=5, seed=1))
+    assert {k: len(v) for k, v in splits.items()} == {
+        "known": 30, "unknown": 40, "held": 5, "maybe_known": 8, "weakly_known": 4, "train": 70}
+    names = ["known", "unknown", "held", "maybe_known", "weakly_known"]
+    qs = {n: {r["question"] for r in splits[n]} for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not qs[a] & qs[b], (a, b)
+    assert all(r["relation"] == "P1" for n in names for r in splits[n])
+    assert {r["category"] for r in splits["known"]} == {"HighlyKnown"}
+    assert {r["category"] for r in splits["unknown"]} == {"Unknown"}
+    only = make_splits(train, dev, SplitConfig(known=30, unknown=40, held=5, seed=1, mix="only-known"))
+    assert len(only["train"]) == 30 and only["known"] == splits["known"]
+    with pytest.raises(ProbekitError, match="D_Unk: asked for 100 questions but only 60"):
+        make_splits(train, dev, SplitConfig(known=30, unknown=100))
+
+
+# --- synthetic facts --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smol_tokenizer():
+    from probekit.models import embedded_model_dir, load_tokenizer
+
+    return load_tokenizer(embedded_model_dir())
+
+
+def test_synthetic_semantic_keys(smol_tokenizer):
+    facts = synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7)
+    keys = [f["subject"] for f in facts]
+    places, countries, pairs = real_p17()
+    assert len(set(keys)) == len(keys) == 3000
+    assert not {k.casefold() for k in keys} & {p.casefold() for p in places}
+    assert facts == synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7)
+    assert facts != synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=8)
+    counts = Counter(f["answers"][0] for f in facts)
+    assert set(counts) <= set(countries) and max(counts.values()) - min(counts.values()) <= 2
+    assert not any((f["subject"].casefold(), f["answers"][0].casefold()) in pairs for f in facts)
+    # every key is made of real place-name tokens: it re-tokenizes into pool tokens it starts and ends with
+    pools = token_pools(smol_tokenizer, places)
+    texts = lambda ids: {smol_tokenizer.decode([i]).strip() for i in ids.tolist()}  # noqa: E731
+    firsts, lasts = texts(pools.first), texts(pools.last)
+    for key in keys[:300]:
+        assert any(key.startswith(t) for t in firsts if t) and any(key.endswith(t) for t in lasts if t), key
+
+
+def test_synthetic_uuid_keys_and_values(smol_tokenizer):
+    facts = synthetic_facts(smol_tokenizer, 2000, "uuid", "uuid", seed=0)
+    keys = [f["subject"] for f in facts]
+    assert len(set(keys)) == 2000 and all(k.startswith("Loc_") and len(k) == 12 for k in keys)
+    assert all(f["answers"][0].startswith("Country_") for f in facts)
+    places = {p.casefold() for p in real_p17()[0]}
+    assert not {k.casefold() for k in keys} & places
+    # UUID keys are hex: none contains a real multi-letter place name
+    assert not any(p in k.casefold() for k in keys[:200] for p in places if len(p) >= 4)
+    semantic_values = synthetic_facts(smol_tokenizer, 100, "semantic", "semantic", seed=0)
+    assert not {f["answers"][0] for f in semantic_values} & set(real_p17()[1])

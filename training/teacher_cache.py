@@ -1,0 +1,95 @@
+"""A frozen teacher's top-k (or random-k) token ids and log-probs at every training position, on disk, reused.
+
+For each training example (dataset order) and each of its non-padded positions, the cache holds k token ids and
+the teacher's log-probabilities there (at τ = 1; renormalising over the k ids at any τ only needs these, since a
+constant shift drops out of the softmax). Arrays are ``.npy`` files memory-mapped on read, in a folder named by a
+key of everything they depend on (teacher weights, token ids of the data, k, variant, seed), so epochs and runs with
+the same teacher share one cache; it is written to a temporary folder and renamed, so a crash leaves no half cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .batches import Example, collate
+from .heads import final_hidden, head_logits
+
+VARIANTS = ("topk", "randomk")
+
+
+def cache_key(teacher_stamp: str, examples: list[Example], k: int, variant: str, seed: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([teacher_stamp, k, variant, seed]).encode())
+    for e in examples:
+        digest.update(np.asarray(e.input_ids, dtype=np.int64).tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:24]
+
+
+class TeacherCache:
+    """Read side: ``lookup(batch)`` → (ids [N, k], log-probs [N, k]) for the batch's non-padded positions."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.offsets = np.load(self.folder / "offsets.npy")
+        self.ids = np.load(self.folder / "ids.npy", mmap_mode="r")
+        self.logp = np.load(self.folder / "logp.npy", mmap_mode="r")
+
+    def lookup(self, example_index: torch.Tensor, seq_rows: torch.Tensor, seq_cols: torch.Tensor):
+        rows = self.offsets[example_index.cpu().numpy()[seq_rows.cpu().numpy()]] + seq_cols.cpu().numpy()
+        return torch.from_numpy(self.ids[rows].astype(np.int64)), torch.from_numpy(np.asarray(self.logp[rows]))
+
+
+@torch.inference_mode()
+def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, variant: str, seed: int,
+                        root: Path, teacher_stamp: str, batch_size: int = 32) -> TeacherCache:
+    """Compute (or find) the cache for `teacher` over `examples` under ``root/<key>``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}")
+    folder = Path(root) / cache_key(teacher_stamp, examples, k, variant, seed)
+    if (folder / "logp.npy").exists():
+        return TeacherCache(folder)
+    lengths = np.array([len(e.input_ids) for e in examples], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".teacher-", dir=folder.parent))
+    try:
+        ids = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]), k))
+        logp = np.lib.format.open_memmap(tmp / "logp.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), k))
+        gen = torch.Generator().manual_seed(seed)
+        device = next(teacher.parameters()).device
+        by_index = sorted(examples, key=lambda e: e.index)
+        for s in tqdm(range(0, len(by_index), batch_size), desc=f"teacher {variant}-{k} cache", leave=False):
+            batch = collate(by_index[s : s + batch_size], pad_id).to(device)
+            hidden = final_hidden(teacher, batch.input_ids, batch.attention_mask)
+            lp = torch.log_softmax(head_logits(teacher, hidden[batch.seq_rows, batch.seq_cols]).float(), -1)
+            if variant == "topk":
+                top = lp.topk(k, dim=-1)
+                pick_ids, pick_lp = top.indices, top.values
+            else:
+                # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
+                pick_ids = torch.rand(lp.shape, generator=gen).topk(k, dim=-1).indices.to(device)
+                pick_lp = lp.gather(-1, pick_ids)
+            rows = offsets[batch.example_index.cpu().numpy()[batch.seq_rows.cpu().numpy()]] + batch.seq_cols.cpu().numpy()
+            ids[rows] = pick_ids.cpu().numpy()
+            logp[rows] = pick_lp.cpu().numpy()
+        ids.flush()
+        logp.flush()
+        np.save(tmp / "offsets.npy", offsets)
+        (tmp / "meta.json").write_text(json.dumps({"k": k, "variant": variant, "seed": seed, "teacher": teacher_stamp,
+                                                   "examples": len(examples), "positions": int(offsets[-1])}))
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / "logp.npy").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TeacherCache(folder)

@@ -1,0 +1,446 @@
+"""The training loop: SFT, frozen parameter groups, self-distillation and L2, writing a checkpoint series.
+
+One run directory holds everything::
+
+    run.json                  full config, base model, versions, seeds, data hashes and manifests
+    metrics.jsonl             one line per epoch: phase, losses per step, greedy EM per eval set, tokens/s
+    checkpoints/epoch-NNN/    HF safetensors + tokenizer (epoch 0 is the base model), kept per `keep`
+    state/                    latest weights, optimizer and RNG state: the run resumes from here
+    teacher/                  the frozen snapshot θ_i for self_distill / l2
+    probes/                   per-epoch drift metrics when `probe` is on
+
+Conditions: ``sft``; ``freeze`` (train only ``trainable`` groups); ``self_distill`` (λ, τ, ``variant`` full / topk
+/ randomk with ``k``); ``l2`` (λ‖θ − θ_i‖²). The teacher / snapshot θ_i is, with ``teacher="recipe"`` (the study's),
+the model after ``snapshot_epoch`` epochs of SFT on D_Known (those are epochs 1..i of the run, phase "snapshot"),
+or any checkpoint path. Epochs count from the start of the run.
+
+Running the same command again continues after the last complete epoch and ends with the same metrics as an
+uninterrupted run. Under ``torchrun`` the global batch is split over processes (DDP; gloo on CPU, NCCL on GPU) and
+losses are normalised by global counts, so the loss curve equals a single process's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
+from probekit.errors import ProbekitError
+from probekit.io import write_json
+from probekit.models import EMBEDDED, load_causal_lm, load_tokenizer, resolve_model_path
+
+from . import losses as L
+from .batches import Example, collate, epoch_batches, make_examples
+from .decoding import AnswerDecoder
+from .freeze import set_trainable
+from .heads import final_hidden, head_logits, head_logits_at
+from .slick import is_correct, qa_text
+from .teacher_cache import build_teacher_cache
+
+CONDITIONS = ("sft", "freeze", "self_distill", "l2")
+EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (a NaN/inf loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class RunConfig:
+    """Everything a run depends on (recorded in run.json). Paths are JSONL fact files."""
+
+    out: str
+    model: str = EMBEDDED
+    train: str | None = None  # the training mix; default: known ∪ unknown
+    known: str | None = None
+    unknown: str | None = None
+    held: str | None = None
+    maybe_known: str | None = None
+    weakly_known: str | None = None
+    new: str | None = None  # new/synthetic entities for the probe's MTD
+    condition: str = "sft"
+    trainable: list[str] = field(default_factory=lambda: ["all"])
+    variant: str = "full"
+    lam: float = 1.0
+    tau: float = 0.5
+    snapshot_epoch: int = 1
+    teacher: str = "recipe"
+    k: int = 76
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    epochs: int = 10
+    seed: int = 0
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU; or fp32 / bf16-mixed / bf16
+    compile: bool = False
+    keep: str = "all"  # all | every:K | last:N
+    eval_limit: int | None = None
+    eval_batch_size: int = 64
+    probe: bool = False
+    probe_layer: int | None = None
+    prompt_format: str = DEFAULT_PROMPT_FORMAT
+    device: str | None = None
+    cache_dir: str | None = None  # teacher caches; default <out>/../.teacher-cache
+
+    def validate(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ProbekitError(f"condition must be one of {', '.join(CONDITIONS)}, not {self.condition!r}")
+        if self.variant not in ("full", "topk", "randomk"):
+            raise ProbekitError(f"variant must be full, topk or randomk, not {self.variant!r}")
+        if self.condition in ("self_distill", "l2") and self.teacher == "recipe":
+            if not self.known:
+                raise ProbekitError("the teacher recipe trains on D_Known first: give --known (or --teacher PATH)")
+            if not 1 <= self.snapshot_epoch < self.epochs:
+                raise ProbekitError(f"snapshot epoch {self.snapshot_epoch} must be in 1..{self.epochs - 1}")
+        if not (self.train or self.known or self.unknown):
+            raise ProbekitError("no training data: give --train, or --known / --unknown")
+        if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
+            raise ProbekitError(f"keep must be all, every:K or last:N, not {self.keep!r}")
+
+
+# --- distributed helpers ---------------------------------------------------------------------------------------
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(x: float | torch.Tensor) -> float:
+    t = torch.as_tensor(x, dtype=torch.float64)
+    if _world()[1] > 1:
+        dist.all_reduce(t)
+    return float(t)
+
+
+def _barrier() -> None:
+    if _world()[1] > 1:
+        dist.barrier()
+
+
+# --- the trainer -----------------------------------------------------------------------------------------------
+
+class Trainer:
+    def __init__(self, config: RunConfig):
+        config.validate()
+        self.config = c = config
+        self.rank, self.world = _world()
+        self.out = Path(c.out)
+        self.device = torch.device(c.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.base_path = resolve_model_path(c.model)
+        self.tokenizer = load_tokenizer(self.base_path)
+        self.pad_id = self.tokenizer.pad_token_id
+        self.facts = {name: read_facts(getattr(c, name)) for name in (*EVAL_SETS, "train", "new") if getattr(c, name)}
+        train = self.facts.get("train") or self.facts.get("known", []) + self.facts.get("unknown", [])
+        self.train_examples = make_examples(self.tokenizer, train, c.prompt_format)
+        self.known_examples = make_examples(self.tokenizer, self.facts.get("known", []), c.prompt_format)
+        if c.batch_size % self.world:
+            raise ProbekitError(f"batch size {c.batch_size} must divide evenly over {self.world} processes")
+        precision = c.precision if c.precision != "auto" else ("bf16-mixed" if self.device.type == "cuda" else "fp32")
+        self.precision = precision
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16-mixed"
+                         else nullcontext())
+
+    # phases: epochs 1..i train the snapshot on D_Known when the teacher recipe applies
+    @property
+    def recipe(self) -> bool:
+        return self.config.condition in ("self_distill", "l2") and self.config.teacher == "recipe"
+
+    def phase(self, epoch: int) -> str:
+        if epoch == 0:
+            return "base"
+        return "snapshot" if self.recipe and epoch <= self.config.snapshot_epoch else "train"
+
+    # --- model, optimizer, state ---------------------------------------------------------------------------------
+
+    def _load_model(self, path: Path):
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        model = load_causal_lm(path, dtype=dtype, device=self.device)
+        trainable = set_trainable(model, self.config.trainable if self.config.condition == "freeze" else ["all"])
+        return model, trainable
+
+    def _optimizer(self, params) -> torch.optim.Optimizer:
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=fused)
+
+    def _save_checkpoint(self, model, epoch: int) -> Path:
+        target = self.out / "checkpoints" / f"epoch-{epoch:03d}"
+        _save_dir(model, self.tokenizer, target)
+        return target
+
+    def _prune(self, epoch: int) -> None:
+        kind, _, n = self.config.keep.partition(":")
+        if kind == "all":
+            return
+        for d in sorted((self.out / "checkpoints").glob("epoch-*")):
+            e = int(d.name.split("-")[1])
+            if e in (0, epoch):
+                continue
+            drop = (kind == "every" and e % int(n) != 0) or (kind == "last" and e <= epoch - int(n))
+            if drop:
+                shutil.rmtree(d)
+
+    def _save_state(self, model, optimizer, epoch: int) -> None:
+        tmp = self.out / "state.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                   tmp / "optimizer.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "phase": self.phase(epoch)}))
+        old = self.out / "state.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if (self.out / "state").exists():
+            os.replace(self.out / "state", old)
+        os.replace(tmp, self.out / "state")
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _completed_epoch(self) -> int:
+        f = self.out / "state" / "trainer_state.json"
+        return json.loads(f.read_text())["epoch"] if f.exists() else -1
+
+    # --- evaluation ----------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def evaluate(self, model) -> dict[str, float]:
+        """Greedy exact-match accuracy on every eval set given (first `eval_limit` facts of each)."""
+        model.eval()
+        decoder = AnswerDecoder(model, self.tokenizer, batch_size=self.config.eval_batch_size)
+        acc = {}
+        for name in EVAL_SETS:
+            facts = self.facts.get(name, [])[: self.config.eval_limit]
+            if facts:
+                answers = decoder.decode([qa_text(f) for f in facts])
+                acc[name] = sum(is_correct(a[0], f.answers) for a, f in zip(answers, facts)) / len(facts)
+        return acc
+
+    # --- one epoch -----------------------------------------------------------------------------------------------
+
+    def _distill_sum(self, model, teacher, cache, batch, hidden, local_examples: int) -> torch.Tensor:
+        c = self.config
+        h = hidden[batch.seq_rows, batch.seq_cols]
+        example = batch.seq_rows
+        if c.variant == "full":  # online teacher, logits chunk by chunk and recomputed in backward
+            with torch.no_grad():
+                th = final_hidden(teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
+            kl = torch.cat([
+                torch.utils.checkpoint.checkpoint(_full_kl, model, teacher, h[s : s + 256], th[s : s + 256], c.tau,
+                                                  use_reentrant=False)
+                for s in range(0, len(h), 256)
+            ])
+            return c.tau**2 * L.per_example_mean(kl, example, local_examples).sum()
+        ids, t_logp = cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
+        s_logits = head_logits_at(model, h, ids.to(h.device))
+        return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, c.tau)
+
+    def _train_epoch(self, model, backbone, optimizer, examples: list[Example], epoch: int, teacher, cache,
+                     snapshot):
+        c = self.config
+        model.train()
+        distill = self.phase(epoch) == "train" and c.condition == "self_distill"
+        l2 = self.phase(epoch) == "train" and c.condition == "l2"
+        losses, tokens, start = [], 0, time.perf_counter()
+        batches = epoch_batches(examples, c.batch_size, c.seed, epoch)
+        bar = tqdm(batches, desc=f"epoch {epoch} ({self.phase(epoch)})", disable=self.rank != 0, leave=False)
+        for global_batch in bar:
+            local = global_batch[self.rank :: self.world]
+            batch = collate(local, self.pad_id).to(self.device)
+            n_answer = _all_sum(batch.num_answer_tokens)
+            n_examples = _all_sum(len(local))
+            with self.autocast:
+                hidden = backbone(batch.input_ids, batch.attention_mask)
+                logits = head_logits(model, hidden[batch.answer_rows, batch.answer_cols])
+                task = L.task_loss_sum(logits, batch.targets) / n_answer
+                loss = task
+                reg = torch.zeros((), device=self.device)
+                if distill:
+                    reg = self._distill_sum(model, teacher, cache, batch, hidden, len(local)) / n_examples
+                    loss = loss + c.lam * reg
+            # DDP averages gradients over processes: scale local sums so the result is the global mean
+            loss = loss * self.world
+            if l2:
+                reg = L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad},
+                                       snapshot)
+                loss = loss + c.lam * reg
+            value = _all_sum(task.detach()) + c.lam * (_all_sum(reg.detach()) if not l2 else float(reg.detach()))
+            if not math.isfinite(value):
+                raise TrainingError(f"loss became {value} at epoch {epoch}; stopping with the last good checkpoint "
+                                    "kept (lower the learning rate or use fp32)")
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(value)
+            tokens += int(_all_sum(batch.attention_mask.sum()))
+            bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{tokens / (time.perf_counter() - start):.0f}")
+        return losses, tokens / (time.perf_counter() - start)
+
+    # --- the run ------------------------------------------------------------------------------------------------
+
+    def run(self) -> list[dict]:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        done = self._completed_epoch()
+        if self.rank == 0:
+            self._write_record()
+        model, trainable = self._load_model(self.out / "state" if done >= 0 else self.base_path)
+        optimizer = self._optimizer(list(trainable.values()))
+        if done >= 0:
+            state = torch.load(self.out / "state" / "optimizer.pt", weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            if state["cuda_rng"] is not None:
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        backbone = Backbone(model)
+        if c.compile:
+            backbone.compile()
+        if self.world > 1:
+            backbone = torch.nn.parallel.DistributedDataParallel(
+                backbone, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        probe = self._probe() if c.probe and self.rank == 0 else None
+        teacher = cache = snapshot = None
+        for epoch in range(done + 1, c.epochs + 1):
+            phase = self.phase(epoch)
+            if phase == "train" and c.condition in ("self_distill", "l2") and teacher is None:
+                teacher, cache, snapshot = self._teacher(model, trainable)
+            record = {"epoch": epoch, "phase": phase}
+            if epoch > 0:
+                examples = self.known_examples if phase == "snapshot" else self.train_examples
+                record["losses"], record["tokens_per_s"] = self._train_epoch(
+                    model, backbone, optimizer, examples, epoch, teacher, cache, snapshot)
+                record["train_loss"] = sum(record["losses"]) / len(record["losses"])
+            if self.rank == 0:
+                record["accuracy"] = self.evaluate(model)
+                ckpt = self._save_checkpoint(model, epoch)
+                if self.recipe and epoch == c.snapshot_epoch:
+                    _save_dir(model, self.tokenizer, self.out / "teacher")
+                if probe is not None:
+                    record["probe"] = probe.metrics(probe.states(ckpt.name, ckpt))
+                self._prune(epoch)
+                _append_jsonl(self.out / "metrics.jsonl", record)
+                self._save_state(model, optimizer, epoch)
+                print(_summary(record), flush=True)
+            _barrier()
+        return read_metrics(self.out)
+
+    def _teacher(self, model, trainable):
+        """The frozen teacher θ_i (model, top-k cache, or parameter snapshot for L2)."""
+        c = self.config
+        path = self.out / "teacher" if c.teacher == "recipe" else resolve_model_path(c.teacher)
+        if c.condition == "l2":
+            teacher_sd = load_file(str(path / "model.safetensors"))
+            names = {n for n, p in model.named_parameters() if p.requires_grad}
+            return None, None, {n: teacher_sd[n].to(self.device) for n in names if n in teacher_sd}
+        teacher = load_causal_lm(path, device=self.device)
+        teacher.requires_grad_(False)
+        if c.variant == "full":
+            return teacher, None, None
+        stamp = json.dumps(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.glob("*.safetensors")))
+        root = Path(c.cache_dir) if c.cache_dir else self.out.parent / ".teacher-cache"
+        cache = None
+        if self.rank == 0:
+            cache = build_teacher_cache(teacher, self.train_examples, self.pad_id, c.k, c.variant, c.seed, root, stamp)
+        _barrier()
+        if cache is None:
+            cache = build_teacher_cache(teacher, self.train_examples, self.pad_id, c.k, c.variant, c.seed, root, stamp)
+        return None, cache, None
+
+    def _probe(self):
+        from probekit.series import ProbeConfig, SeriesProbe
+
+        c = self.config
+        if "held" not in self.facts:
+            raise ProbekitError("the probe callback needs held-out facts: give --held")
+        return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
+                           self.out / "probes", ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format))
+
+    def _write_record(self) -> None:
+        import transformers
+
+        c = self.config
+        data = {}
+        for name in (*EVAL_SETS, "train", "new"):
+            path = getattr(c, name)
+            if path:
+                manifest = Path(path).parent / "manifest.json"
+                data[name] = {"path": str(Path(path).resolve()), "sha256": _sha256(Path(path)),
+                              "manifest": json.loads(manifest.read_text()) if manifest.exists() else None}
+        write_json(self.out / "run.json", {
+            "base_model": str(self.base_path.resolve()), "config": asdict(c), "precision": self.precision,
+            "world_size": self.world, "data": data, "versions": {
+                "python": platform.python_version(), "torch": torch.__version__,
+                "transformers": transformers.__version__},
+        })
+
+
+def _full_kl(model, teacher, h_student, h_teacher, tau):
+    with torch.no_grad():
+        t = head_logits(teacher, h_teacher)
+    return L.kl_rows(t, head_logits(model, h_student), tau)
+
+
+class Backbone(torch.nn.Module):
+    """The model up to its final norm, as a module: what DDP wraps, so its gradient hooks see every forward.
+    The LM head is applied outside, only where a loss needs logits."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return final_hidden(self.lm, input_ids, attention_mask)
+
+
+def _save_dir(model, tokenizer, target: Path) -> None:
+    tmp = target.parent / f".{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _summary(record: dict) -> str:
+    acc = " ".join(f"{k}={v:.3f}" for k, v in record.get("accuracy", {}).items())
+    loss = f" loss={record['train_loss']:.4f}" if "train_loss" in record else ""
+    return f"epoch {record['epoch']} ({record['phase']}){loss} {acc}"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-epoch records of a run (the last record of an epoch wins, if one was written twice)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    by_epoch = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            by_epoch[rec["epoch"]] = rec
+    return [by_epoch[e] for e in sorted(by_epoch)]
