@@ -18,15 +18,19 @@ import torch
 import torch.nn.functional as F
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def task_loss_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross-entropy; logits [N, V] at answer positions, targets [N]."""
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
+    return F.cross_entropy(_at_least_fp32(logits), targets, reduction="sum")
 
 
 def kl_rows(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float) -> torch.Tensor:
     """KL(softmax(t/τ) ‖ softmax(s/τ)) per row; both [N, m] over the same m token ids → [N]."""
-    t = torch.log_softmax(teacher_logits.float() / tau, dim=-1)
-    s = torch.log_softmax(student_logits.float() / tau, dim=-1)
+    t = torch.log_softmax(_at_least_fp32(teacher_logits) / tau, dim=-1)
+    s = torch.log_softmax(_at_least_fp32(student_logits) / tau, dim=-1)
     return (t.exp() * (t - s)).sum(-1)
 
 

@@ -1,0 +1,137 @@
+"""The trainer on tiny random models: every condition learns, frozen groups stay frozen, resume and DDP agree."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training import trainer as T
+from training.trainer import RunConfig, Trainer, TrainingError, read_metrics
+
+from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
+
+PLACES = ["Milan", "Zürich", "Oslo", "Paris", "Lima", "Rome", "Bergadena", "Pasamo", "Nice", "Bern", "Turin", "Bergen"]
+COUNTRIES = ["Italy", "Switzerland", "Norway", "France", "Peru"]
+
+
+def write(path, items):
+    with open(path, "w") as fh:
+        for s, a in items:
+            fh.write(json.dumps({"template": "Which country is [X] located in?", "subject": s, "answers": [a]}) + "\n")
+    return str(path)
+
+
+def make_data(tmp_path, arch="qwen2"):
+    tok = byte_bpe_tokenizer()
+    save_checkpoint(tiny_model(arch, len(tok)), tok, tmp_path / "base")
+    return dict(
+        model=str(tmp_path / "base"),
+        known=write(tmp_path / "known.jsonl", [(p, COUNTRIES[i % 5]) for i, p in enumerate(PLACES[:4])]),
+        unknown=write(tmp_path / "unknown.jsonl", [(p, COUNTRIES[(i + 2) % 5]) for i, p in enumerate(PLACES[4:8])]),
+        held=write(tmp_path / "held.jsonl", [(p, COUNTRIES[i % 5]) for i, p in enumerate(PLACES[8:])]),
+    )
+
+
+def run(tmp_path, name, **kw):
+    cfg = dict(make_data(tmp_path, kw.pop("arch", "qwen2")), out=str(tmp_path / name), lr=3e-3, batch_size=4,
+               epochs=4, eval_batch_size=8)
+    cfg.update(kw)
+    return Trainer(RunConfig(**cfg)).run()
+
+
+@pytest.mark.parametrize("condition", [
+    dict(condition="sft"),
+    dict(condition="freeze", trainable=["attn"]),
+    dict(condition="self_distill", variant="full"),
+    dict(condition="self_distill", variant="topk", k=16),
+    dict(condition="self_distill", variant="randomk", k=16),
+    dict(condition="l2", lam=0.01),
+], ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_each_condition_learns(tmp_path, condition):
+    metrics = run(tmp_path, "run", **condition)
+    train = [m for m in metrics if m["phase"] == "train"]
+    assert [m["epoch"] for m in metrics] == [0, 1, 2, 3, 4]
+    assert train[-1]["train_loss"] < train[0]["train_loss"]
+    assert set(metrics[0]["accuracy"]) == {"known", "unknown", "held"}
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == [f"epoch-{e:03d}" for e in range(5)]
+    if condition["condition"] in ("self_distill", "l2"):
+        assert [m["phase"] for m in metrics] == ["base", "snapshot", "train", "train", "train"]
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "gpt2"])
+def test_frozen_groups_stay_bit_for_bit(tmp_path, arch):
+    run(tmp_path, "run", arch=arch, condition="freeze", trainable=["down"], epochs=1)
+    before = load_file(str(tmp_path / "base" / "model.safetensors"))
+    after = load_file(str(tmp_path / "run" / "checkpoints" / "epoch-001" / "model.safetensors"))
+    down = "mlp.c_proj" if arch == "gpt2" else "mlp.down_proj"
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and all(down in n for n in changed)
+    assert {n for n in before if down in n} == changed  # every trainable one moved
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
+    kw = dict(condition="self_distill", variant="topk", k=16, epochs=4)
+    straight = run(tmp_path, "straight", **kw)
+    real = T.Trainer._train_epoch
+    calls = {"n": 0}
+
+    def killed(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:  # dies during epoch 3
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(T.Trainer, "_train_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "resumed", **kw)
+    assert [m["epoch"] for m in read_metrics(tmp_path / "resumed")] == [0, 1, 2]
+    monkeypatch.setattr(T.Trainer, "_train_epoch", real)
+    resumed = run(tmp_path, "resumed", **kw)
+    for a, b in zip(resumed[1:], straight[1:]):  # equal up to float reassociation in CPU kernels
+        assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+    assert [m["accuracy"] for m in resumed] == [m["accuracy"] for m in straight]
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    real = T.L.task_loss_sum
+    monkeypatch.setattr(T.L, "task_loss_sum", lambda logits, t: real(logits, t) * (
+        float("nan") if (tmp_path / "run" / "checkpoints" / "epoch-002").exists() else 1.0))
+    with pytest.raises(TrainingError, match="loss became nan at epoch 3"):
+        run(tmp_path, "run", epochs=4)
+    assert (tmp_path / "run" / "checkpoints" / "epoch-002" / "model.safetensors").exists()
+    assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [0, 1, 2]
+
+
+def test_keep_policy(tmp_path):
+    run(tmp_path, "run", epochs=4, keep="last:2")
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "epoch-000", "epoch-003", "epoch-004"]
+
+
+def test_probe_callback(tmp_path):
+    metrics = run(tmp_path, "run", epochs=2, probe=True)
+    assert metrics[0]["probe"]["RD"] == pytest.approx(0, abs=1e-6)
+    assert metrics[2]["probe"]["RD"] > 0 and {"NS", "MTD", "NTR", "JSD", "Rank-rho"} <= set(metrics[2]["probe"])
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    """torchrun with 2 gloo processes and the same global batch gives the single process's loss curve."""
+    data = make_data(tmp_path)
+    args = ["--model", data["model"], "--known", data["known"], "--unknown", data["unknown"], "--held", data["held"],
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "4", "--condition", "self_distill", "--variant", "topk",
+            "--k", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "training", "run", "--out", str(tmp_path / "one"), *args], check=True,
+                   env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+                    "-m", "training", "run", "--out", str(tmp_path / "two"), *args], check=True, env=env,
+                   capture_output=True)
+    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+    for a, b in zip(one[1:], two[1:]):
+        assert b["losses"] == pytest.approx(a["losses"], rel=1e-4)
+    assert [m["accuracy"] for m in one] == [m["accuracy"] for m in two]
