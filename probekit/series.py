@@ -72,7 +72,7 @@ class SeriesProbe:
     """Captures (cached) and compares the states of one base model and the checkpoints of its series."""
 
     def __init__(self, base: Path, held: list[Fact], unknown: list[Fact] | None, new: list[Fact] | None,
-                 out: Path, config: ProbeConfig):
+                 out: Path, config: ProbeConfig, require_pairs: bool = True):
         self.base, self.held, self.unknown, self.new = Path(base), held, unknown, new
         self.out, self.config = Path(out), config
         self.tokenizer = load_tokenizer(self.base)
@@ -82,7 +82,9 @@ class SeriesProbe:
         if unknown is not None:
             self.pairs = M.answer_pairs([f.answer for f in unknown], [f.answer for f in held],
                                         config.max_pairs, config.seed)
-            if len(self.pairs) == 0:
+            if len(self.pairs) == 0 and not require_pairs:
+                self.pairs = None  # no shared answers: Rank-ρ, NTR and JSD are left out
+            elif len(self.pairs) == 0:
                 raise ProbekitError(
                     "no unknown fact shares a gold answer with a held-out fact, so Rank-ρ, NTR and JSD have no "
                     "pairs; use larger or matching sets, or leave out --unknown"
@@ -92,7 +94,7 @@ class SeriesProbe:
         self.ns_rows = M.ns_subsample(len(held), config.ns_sample, config.seed)
         self.inputs = {
             "held": _hash_facts(held), "unknown": _hash_facts(unknown), "new": _hash_facts(new),
-            "pairs": hashlib.sha256(self.pairs.numpy().tobytes()).hexdigest()[:16] if self.pairs is not None else None,
+            "pairs": None if self.pairs is None else hashlib.sha256(self.pairs.numpy().tobytes()).hexdigest()[:16],
         }
         self._base_states: dict[str, torch.Tensor] | None = None
 
@@ -126,11 +128,13 @@ class SeriesProbe:
         out = {}
         held = prober.capture(self.held, topk=c.k, progress=desc and f"{desc} held")
         out.update(held_states=held.states, held_topk=held.topk_ids, held_topk_values=held.topk_values)
-        if self.unknown is not None:
+        if self.unknown is not None and self.pairs is not None:
             base_topk = held.topk_ids if path == self.base else self.base_states()["held_topk"]
             gather = (self.pairs[:, 0], base_topk[self.pairs[:, 1]])
             unk = prober.capture(self.unknown, topk=c.k, gather=gather, progress=desc and f"{desc} unknown")
             out.update(unk_states=unk.states, unk_topk=unk.topk_ids, unk_at_base_topk=unk.gathered)
+        elif self.unknown is not None:  # no pairs: the states still serve MTD
+            out["unk_states"] = prober.capture(self.unknown, progress=desc and f"{desc} unknown").states
         if self.new is not None:
             out["new_states"] = prober.capture(self.new, progress=desc and f"{desc} new").states
         del prober, model

@@ -100,7 +100,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     real = T.L.task_loss_sum
     monkeypatch.setattr(T.L, "task_loss_sum", lambda logits, t: real(logits, t) * (
         float("nan") if (tmp_path / "run" / "checkpoints" / "epoch-002").exists() else 1.0))
-    with pytest.raises(TrainingError, match="loss became nan at epoch 3"):
+    with pytest.raises(TrainingError, match="epoch 3: loss became nan"):
         run(tmp_path, "run", epochs=4)
     assert (tmp_path / "run" / "checkpoints" / "epoch-002" / "model.safetensors").exists()
     assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [0, 1, 2]
@@ -135,3 +135,28 @@ def test_ddp_two_processes_match_one(tmp_path):
     for a, b in zip(one[1:], two[1:]):
         assert b["losses"] == pytest.approx(a["losses"], rel=1e-4)
     assert [m["accuracy"] for m in one] == [m["accuracy"] for m in two]
+
+
+@pytest.mark.slow
+def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path):
+    from probekit.cli import main as probekit_main
+    from probekit.entities import fact_to_record
+    from training.entityquestions import load_relation
+
+    _, _, path = embedded
+    facts = load_relation("P36", "train")[:48]
+
+    def dump(name, items):
+        (tmp_path / name).write_text("".join(json.dumps(fact_to_record(f)) + "\n" for f in items))
+        return str(tmp_path / name)
+
+    metrics = Trainer(RunConfig(out=str(tmp_path / "run"), model=str(path), known=dump("k.jsonl", facts[:24]),
+                                unknown=dump("u.jsonl", facts[24:]), held=dump("h.jsonl", load_relation("P36", "dev")[:24]),
+                                epochs=3, lr=2e-4, batch_size=8, keep="all")).run()
+    assert metrics[-1]["accuracy"]["unknown"] > metrics[0]["accuracy"]["unknown"]
+    assert probekit_main(["probe", str(tmp_path / "run"), "--held", str(tmp_path / "h.jsonl"),
+                          "--out", str(tmp_path / "probes")]) == 0  # base from run.json
+    import pandas as pd
+
+    rd = pd.read_csv(tmp_path / "probes" / "probes.csv").query("metric == 'RD'").set_index("index")["value"]
+    assert list(rd.index) == [0, 1, 2, 3] and rd[0] == pytest.approx(0, abs=1e-6) and rd[3] > 0

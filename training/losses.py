@@ -42,12 +42,16 @@ def per_example_mean(values: torch.Tensor, example: torch.Tensor, num_examples: 
     return sums / counts.clamp(min=1)
 
 
+def distill_sum_from_kl(kl: torch.Tensor, example: torch.Tensor, num_examples: int, tau: float) -> torch.Tensor:
+    """Σ over examples of τ²/|M(y)| Σ_j kl_j, from per-position KL values [N] of the non-padded positions."""
+    return tau**2 * per_example_mean(kl, example, num_examples).sum()
+
+
 def distill_loss_sum(teacher_logits: torch.Tensor, student_logits: torch.Tensor, example: torch.Tensor,
                      num_examples: int, tau: float) -> torch.Tensor:
     """Σ over examples of τ²/|M(y)| Σ_j KL(p_T ‖ p_S); rows are the non-padded positions (full vocabulary or a
     per-position id set of size m, both renormalised there). Divide by the batch size for eq. 2's mean."""
-    kl = kl_rows(teacher_logits, student_logits, tau)
-    return tau**2 * per_example_mean(kl, example, num_examples).sum()
+    return distill_sum_from_kl(kl_rows(teacher_logits, student_logits, tau), example, num_examples, tau)
 
 
 def l2_to_snapshot(params: dict[str, torch.Tensor], snapshot: dict[str, torch.Tensor]) -> torch.Tensor:

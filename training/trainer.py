@@ -11,8 +11,8 @@ One run directory holds everything::
 
 Conditions: ``sft``; ``freeze`` (train only ``trainable`` groups); ``self_distill`` (λ, τ, ``variant`` full / topk
 / randomk with ``k``); ``l2`` (λ‖θ − θ_i‖²). The teacher / snapshot θ_i is, with ``teacher="recipe"`` (the study's),
-the model after ``snapshot_epoch`` epochs of SFT on D_Known (those are epochs 1..i of the run, phase "snapshot"),
-or any checkpoint path. Epochs count from the start of the run.
+the model after ``snapshot_epoch`` epochs of SFT on D_Known (those are epochs 1..i of the run, phase "snapshot";
+i = 0 makes the base model the teacher), or any checkpoint path. Epochs count from the start of the run.
 
 Running the same command again continues after the last complete epoch and ends with the same metrics as an
 uninterrupted run. Under ``torchrun`` the global batch is split over processes (DDP; gloo on CPU, NCCL on GPU) and
@@ -99,10 +99,11 @@ class RunConfig:
         if self.variant not in ("full", "topk", "randomk"):
             raise ProbekitError(f"variant must be full, topk or randomk, not {self.variant!r}")
         if self.condition in ("self_distill", "l2") and self.teacher == "recipe":
-            if not self.known:
+            if self.snapshot_epoch > 0 and not self.known:
                 raise ProbekitError("the teacher recipe trains on D_Known first: give --known (or --teacher PATH)")
-            if not 1 <= self.snapshot_epoch < self.epochs:
-                raise ProbekitError(f"snapshot epoch {self.snapshot_epoch} must be in 1..{self.epochs - 1}")
+            if not 0 <= self.snapshot_epoch < self.epochs:
+                raise ProbekitError(f"snapshot epoch {self.snapshot_epoch} must be in 0..{self.epochs - 1} "
+                                    "(0: the base model is the teacher)")
         if not (self.train or self.known or self.unknown):
             raise ProbekitError("no training data: give --train, or --known / --unknown")
         if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
@@ -242,49 +243,58 @@ class Trainer:
                                                   use_reentrant=False)
                 for s in range(0, len(h), 256)
             ])
-            return c.tau**2 * L.per_example_mean(kl, example, local_examples).sum()
+            return L.distill_sum_from_kl(kl, example, local_examples, c.tau)
         ids, t_logp = cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
         s_logits = head_logits_at(model, h, ids.to(h.device))
         return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, c.tau)
+
+    def step(self, model, backbone, optimizer, local: list[Example], *, distill: bool = False, l2: bool = False,
+             teacher=None, cache=None, snapshot=None) -> tuple[float, int]:
+        """One optimizer step on this process's share of a global batch → (global loss, global tokens)."""
+        c = self.config
+        batch = collate(local, self.pad_id).to(self.device)
+        n_answer = _all_sum(batch.num_answer_tokens)
+        n_examples = _all_sum(len(local))
+        with self.autocast:
+            hidden = backbone(batch.input_ids, batch.attention_mask)
+            logits = head_logits(model, hidden[batch.answer_rows, batch.answer_cols])
+            task = L.task_loss_sum(logits, batch.targets) / n_answer
+            loss = task
+            reg = torch.zeros((), device=self.device)
+            if distill:
+                reg = self._distill_sum(model, teacher, cache, batch, hidden, len(local)) / n_examples
+                loss = loss + c.lam * reg
+        # DDP averages gradients over processes: scale local sums so the result is the global mean
+        loss = loss * self.world
+        if l2:
+            reg = L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad}, snapshot)
+            loss = loss + c.lam * reg
+        value = _all_sum(task.detach()) + c.lam * (float(reg.detach()) if l2 else _all_sum(reg.detach()))
+        if not math.isfinite(value):
+            raise TrainingError("loss became nan or inf; stopping with the last good checkpoint kept "
+                                "(lower the learning rate or use fp32)")
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return value, int(_all_sum(batch.attention_mask.sum()))
 
     def _train_epoch(self, model, backbone, optimizer, examples: list[Example], epoch: int, teacher, cache,
                      snapshot):
         c = self.config
         model.train()
-        distill = self.phase(epoch) == "train" and c.condition == "self_distill"
-        l2 = self.phase(epoch) == "train" and c.condition == "l2"
+        phase = self.phase(epoch)
+        kw = dict(distill=phase == "train" and c.condition == "self_distill",
+                  l2=phase == "train" and c.condition == "l2", teacher=teacher, cache=cache, snapshot=snapshot)
         losses, tokens, start = [], 0, time.perf_counter()
         batches = epoch_batches(examples, c.batch_size, c.seed, epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch} ({self.phase(epoch)})", disable=self.rank != 0, leave=False)
+        bar = tqdm(batches, desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
         for global_batch in bar:
-            local = global_batch[self.rank :: self.world]
-            batch = collate(local, self.pad_id).to(self.device)
-            n_answer = _all_sum(batch.num_answer_tokens)
-            n_examples = _all_sum(len(local))
-            with self.autocast:
-                hidden = backbone(batch.input_ids, batch.attention_mask)
-                logits = head_logits(model, hidden[batch.answer_rows, batch.answer_cols])
-                task = L.task_loss_sum(logits, batch.targets) / n_answer
-                loss = task
-                reg = torch.zeros((), device=self.device)
-                if distill:
-                    reg = self._distill_sum(model, teacher, cache, batch, hidden, len(local)) / n_examples
-                    loss = loss + c.lam * reg
-            # DDP averages gradients over processes: scale local sums so the result is the global mean
-            loss = loss * self.world
-            if l2:
-                reg = L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad},
-                                       snapshot)
-                loss = loss + c.lam * reg
-            value = _all_sum(task.detach()) + c.lam * (_all_sum(reg.detach()) if not l2 else float(reg.detach()))
-            if not math.isfinite(value):
-                raise TrainingError(f"loss became {value} at epoch {epoch}; stopping with the last good checkpoint "
-                                    "kept (lower the learning rate or use fp32)")
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            try:
+                value, n = self.step(model, backbone, optimizer, global_batch[self.rank :: self.world], **kw)
+            except TrainingError as exc:
+                raise TrainingError(f"epoch {epoch}: {exc}") from None
             losses.append(value)
-            tokens += int(_all_sum(batch.attention_mask.sum()))
+            tokens += n
             bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{tokens / (time.perf_counter() - start):.0f}")
         return losses, tokens / (time.perf_counter() - start)
 
@@ -325,7 +335,7 @@ class Trainer:
             if self.rank == 0:
                 record["accuracy"] = self.evaluate(model)
                 ckpt = self._save_checkpoint(model, epoch)
-                if self.recipe and epoch == c.snapshot_epoch:
+                if self.recipe and epoch == c.snapshot_epoch > 0:
                     _save_dir(model, self.tokenizer, self.out / "teacher")
                 if probe is not None:
                     record["probe"] = probe.metrics(probe.states(ckpt.name, ckpt))
@@ -339,9 +349,12 @@ class Trainer:
     def _teacher(self, model, trainable):
         """The frozen teacher θ_i (model, top-k cache, or parameter snapshot for L2)."""
         c = self.config
-        path = self.out / "teacher" if c.teacher == "recipe" else resolve_model_path(c.teacher)
+        if c.teacher != "recipe":
+            path = resolve_model_path(c.teacher)
+        else:
+            path = self.out / "teacher" if c.snapshot_epoch > 0 else self.base_path
         if c.condition == "l2":
-            teacher_sd = load_file(str(path / "model.safetensors"))
+            teacher_sd = {k: v for f in sorted(path.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
             names = {n for n, p in model.named_parameters() if p.requires_grad}
             return None, None, {n: teacher_sd[n].to(self.device) for n in names if n in teacher_sd}
         teacher = load_causal_lm(path, device=self.device)
@@ -365,7 +378,8 @@ class Trainer:
         if "held" not in self.facts:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
         return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
-                           self.out / "probes", ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format))
+                           self.out / "probes", ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format),
+                           require_pairs=False)
 
     def _write_record(self) -> None:
         import transformers

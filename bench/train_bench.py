@@ -1,0 +1,150 @@
+"""Training step throughput: our SFT and distillation steps vs the obvious baseline, same batch, same run.
+
+    python bench/train_bench.py                        # embedded SmolLM2-135M on CPU, fp32
+    python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-size 64     # random-weight Qwen2.5-1.5B
+
+Baseline: a plain loop — HF model called with ``labels`` (full-vocabulary logits at every position), AMP autocast on
+GPU, ``torch.optim.AdamW``; its distillation step adds an online teacher and a full-vocabulary KL at every
+non-padded position. Ours: ``training.trainer.Trainer.step`` — LM head only at answer positions, fused AdamW on
+GPU, top-k distillation against the cached teacher (k logits per position), or full distillation chunked.
+Reports tokens/s (non-padded tokens), ratios, and on GPU the model FLOPs utilisation (6·N·tokens/s over the card's
+dense bf16 peak).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from probekit.entities import fact_to_record
+from probekit.io import write_json
+from probekit.models import embedded_model_dir, load_tokenizer
+from training.batches import collate, make_examples
+from training.entityquestions import load_relation
+from training.trainer import Backbone, RunConfig, Trainer
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s
+QWEN25_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                   num_key_value_heads=2, vocab_size=151936, rope_theta=1e6, rms_norm_eps=1e-6,
+                   tie_word_embeddings=True)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def baseline_step(model, teacher, optimizer, batch, device, tau, distill, amp):
+    with amp:
+        labels = batch.input_ids.clone()
+        labels[:] = -100
+        labels[batch.answer_rows, batch.answer_cols + 1] = batch.targets
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels)
+        loss = out.loss
+        if distill:
+            with torch.no_grad():
+                t = teacher(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            mask = batch.attention_mask.bool()
+            kl = F.kl_div(torch.log_softmax(out.logits[mask].float() / tau, -1),
+                          torch.log_softmax(t[mask].float() / tau, -1), log_target=True, reduction="none").sum(-1)
+            per_ex = torch.zeros(len(mask), device=device).index_add(0, mask.nonzero()[:, 0], kl) / mask.sum(-1)
+            loss = loss + tau**2 * per_ex.mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=["embedded", "qwen2.5-1.5b"], default="embedded")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    work = Path(tempfile.mkdtemp(prefix="train-bench-"))
+    if args.arch == "embedded":
+        model_dir = embedded_model_dir()
+    else:
+        from transformers import AutoModelForCausalLM, Qwen2Config
+
+        model_dir = work / "qwen"
+        AutoModelForCausalLM.from_config(Qwen2Config(**QWEN25_1_5B)).save_pretrained(model_dir)
+        load_tokenizer("embedded").save_pretrained(model_dir)
+    facts = random.Random(0).sample(load_relation("P17", "train"), args.batch_size * args.steps)
+    data = work / "train.jsonl"
+    data.write_text("".join(json.dumps(fact_to_record(f)) + "\n" for f in facts))
+    cfg = RunConfig(out=str(work / "run"), model=str(model_dir), train=str(data), condition="self_distill",
+                    teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device)
+    trainer = Trainer(cfg)
+    model, trainable = trainer._load_model(model_dir)
+    _, cache, _ = trainer._teacher(model, trainable)
+    teacher = trainer._load_model(model_dir)[0].eval().requires_grad_(False)
+    backbone = Backbone(model)
+    ours_opt = trainer._optimizer(list(trainable.values()))
+    base_opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
+                                                                                                    enabled=False)
+    batches = [trainer.train_examples[s : s + args.batch_size]
+               for s in range(0, len(trainer.train_examples), args.batch_size)]
+    tokens = sum(len(e.input_ids) for b in batches for e in b)
+
+    def ours(kind):
+        trainer.config.variant = "full" if kind == "distill_full" else "topk"
+        for b in batches:
+            trainer.step(model, backbone, ours_opt, b, distill=kind != "sft", teacher=teacher, cache=cache)
+
+    def base(kind):
+        for b in batches:
+            baseline_step(model, teacher, base_opt, collate(b, trainer.pad_id).to(device), device, cfg.tau,
+                          kind != "sft", amp)
+
+    runs = {k: [] for k in ("baseline_sft", "ours_sft", "ours_distill_topk", "ours_distill_full",
+                            "baseline_distill_full")}
+    fns = {"baseline_sft": lambda: base("sft"), "ours_sft": lambda: ours("sft"),
+           "ours_distill_topk": lambda: ours("distill_topk"), "ours_distill_full": lambda: ours("distill_full"),
+           "baseline_distill_full": lambda: base("distill_full")}
+    model.train()
+    for fn in fns.values():  # warm-up
+        fn()
+    for _ in range(args.rounds):
+        for name, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            runs[name].append(tokens / (time.perf_counter() - t))
+    tps = {k: statistics.median(v) for k, v in runs.items()}
+    result = {
+        "arch": args.arch, "device": args.device, "batch_size": args.batch_size, "steps_per_round": len(batches),
+        "tokens_per_step": tokens / len(batches), "tokens_per_s_median": tps, "tokens_per_s_all": runs,
+        "ours_sft_vs_baseline_sft": tps["ours_sft"] / tps["baseline_sft"],
+        "ours_topk_step_cost_vs_ours_sft": tps["ours_sft"] / tps["ours_distill_topk"],
+        "ours_full_step_cost_vs_ours_sft": tps["ours_sft"] / tps["ours_distill_full"],
+        "baseline_full_distill_cost_vs_baseline_sft": tps["baseline_sft"] / tps["baseline_distill_full"],
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.platform(),
+    }
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        n_params = sum(p.numel() for p in model.parameters())
+        result["gpu"] = name
+        if peak:
+            result["mfu"] = {k: 6 * n_params * v / peak for k, v in tps.items()}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
