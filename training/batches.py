@@ -22,6 +22,8 @@ class Example:
 
 
 def make_examples(tokenizer, facts: list[Fact], prompt_format: str = DEFAULT_PROMPT_FORMAT) -> list[Example]:
+    if not facts:
+        return []
     prompts = [build_prompt(f, prompt_format)[0] for f in facts]
     prompt_ids = tokenizer(prompts)["input_ids"]
     answer_ids = tokenizer([f" {f.answer}\n" for f in facts], add_special_tokens=False)["input_ids"]
