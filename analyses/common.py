@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import json
 import math
 import time
@@ -228,7 +229,7 @@ def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
 
 def ensure_run(run: Run, runs_dir: Path) -> list[dict]:
     """Train (or resume, or reuse) a run; returns its per-epoch metrics."""
-    out = runs_dir / f"{run.label.lower().replace(' ', '_').replace('/', '-')}-{run.key()}"
+    out = runs_dir / f"{re.sub(r'[^a-z0-9]+', '-', run.label.lower()).strip('-')}-{run.key()}"
     metrics = read_metrics(out)
     if metrics and metrics[-1]["epoch"] == run.config["epochs"]:
         return metrics

@@ -31,7 +31,7 @@ COLORS = {"SFT, semantic keys": "#1f77b4", "Self-distillation, semantic keys": "
 
 
 def planned_runs(profile, data: dict, synthetic: dict) -> list[Run]:
-    return [Run(label, run_config(profile, data, unknown=synthetic[key], new=synthetic[key], probe=True, **kw))
+    return [Run(label, run_config(profile, data, unknown=synthetic[key], probe=True, **kw))
             for label, (key, kw) in CONDITIONS.items()]
 
 
