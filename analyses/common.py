@@ -220,7 +220,8 @@ def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
     """A RunConfig dict for the profile: every non-empty eval set of `data`, the profile's optimisation settings."""
     base = dict(model=str(profile.model), known=data.get("known"), unknown=data.get("unknown"),
                 held=data.get("held"), maybe_known=_nonempty(data.get("maybe_known")),
-                weakly_known=_nonempty(data.get("weakly_known")), lr=profile.lr, batch_size=profile.batch_size, epochs=profile.epochs,
+                weakly_known=_nonempty(data.get("weakly_known")), lr=profile.lr, batch_size=profile.batch_size,
+                epochs=profile.epochs,
                 seed=profile.seed, lam=profile.lam, tau=profile.tau, snapshot_epoch=profile.snapshot_epoch,
                 eval_limit=profile.eval_limit, keep=profile.keep, probe_layer=profile.layer, device=profile.device)
     base.update(overrides)
@@ -285,6 +286,17 @@ def save_figure(fig, name: str, figures_dir: Path) -> list[Path]:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=suffix, dpi=150, bbox_inches="tight")
         paths.append(path)
+    return paths
+
+
+def write_outputs(fig, df: pd.DataFrame, name: str, figures_dir: Path, seconds: float) -> list[Path]:
+    """Save the numbers behind a figure as CSV and the figure as PNG + PDF; close it; say where and how long."""
+    import matplotlib.pyplot as plt
+
+    save_csv(df, name, figures_dir)
+    paths = save_figure(fig, name, figures_dir)
+    plt.close(fig)
+    print(f"wrote {', '.join(map(str, paths))} and {name}.csv in {seconds:.0f} s")
     return paths
 
 

@@ -20,7 +20,7 @@ from probekit.models import resolve_model_path
 
 from .common import (
     Timer, caption, dry_run, ensure_run, model_name, parser, prepare_splits, prepare_synthetic, probe_frame,
-    profile_from, save_csv, save_figure, synthetic_profile,
+    profile_from, synthetic_profile, write_outputs,
 )
 from .fig5 import planned_runs
 from .fig11 import LABELS
@@ -59,7 +59,6 @@ def main(argv=None):
     if not frames:
         raise SystemExit("no model could be run")
     df = pd.concat(frames, ignore_index=True).rename(columns={"run": "condition"})
-    save_csv(df, NAME, args.figures_dir)
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, metric in zip(axes.flat, METRICS):
@@ -69,12 +68,10 @@ def main(argv=None):
         ax.set_title(metric)
     fig.text(0.5, -0.01, caption(base, "each model at its middle layer"), ha="center", fontsize=8)
     fig.tight_layout()
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
     last = df[df["epoch"] == df.groupby("model")["epoch"].transform("max")]
     print(last.pivot_table(index=["model", "condition"], columns="metric", values="value").to_string(
         float_format="{:.4f}".format))
-    print(f"wrote {', '.join(map(str, paths))} in {timer.seconds:.0f} s")
     return df
 
 

@@ -7,12 +7,11 @@ fig5's SFT and self-distillation runs on semantic keys (shared, trained once).
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from .common import (
     Timer, accuracy_frame, caption, dry_run, ensure_run, parser, prepare_splits, prepare_synthetic, probe_frame,
-    profile_from, save_csv, save_figure, synthetic_profile,
+    profile_from, synthetic_profile, write_outputs,
 )
 from .fig5 import planned_runs
 from .plots import metric_panels
@@ -41,13 +40,10 @@ def main(argv=None):
         acc = acc[acc["split"].isin(["unknown", "held"])].replace({"unknown": "train D_Unk", "held": "val D_Held"})
         frames.append(acc.rename(columns={"split": "metric", "accuracy": "value"}))
     df = pd.concat(frames, ignore_index=True)
-    save_csv(df, NAME, args.figures_dir)
     fig = metric_panels(df, PANELS, note=caption(profile, f"layer {profile.layer or 'middle'}"))
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
     last = df[df["epoch"] == df["epoch"].max()].pivot_table(index="metric", columns="run", values="value")
     print(last.to_string(float_format="{:.4f}".format))
-    print(f"wrote {', '.join(map(str, paths))} in {timer.seconds:.0f} s")
     return df
 
 

@@ -4,9 +4,8 @@
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
-from .common import caption, forgetting, save_csv, save_figure
+from .common import caption, forgetting, write_outputs
 from .figure import run_figure
 from .plots import run_panels
 
@@ -16,12 +15,9 @@ LABELS = ["SFT", "Only Known"]
 
 def render(metrics, profile, args, seconds):
     fig, df = run_panels(metrics, note=caption(profile))
-    save_csv(df, NAME, args.figures_dir)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, seconds)
     for label, m in metrics.items():
         print(f"{label}: D_Held forgetting (peak → last) {forgetting(m):.1f} pp; last epoch {m[-1]['accuracy']}")
-    print(f"wrote {', '.join(map(str, paths))} in {seconds:.0f} s")
     return df
 
 

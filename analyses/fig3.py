@@ -7,9 +7,8 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
-from .common import caption, forgetting, save_csv, save_figure
+from .common import caption, forgetting, write_outputs
 from .figure import run_figure
 from .plots import run_panels
 
@@ -19,13 +18,10 @@ LABELS = ["SFT", "Self-distillation", "Only Known"]
 
 def render(metrics, profile, args, seconds):
     fig, df = run_panels(metrics, note=caption(profile, f"λ={profile.lam}, τ={profile.tau}"))
-    save_csv(df, NAME, args.figures_dir)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, seconds)
     for label, m in metrics.items():
         print(f"{label}: D_Held forgetting {forgetting(m):.1f} pp, D_Unk at the end "
               f"{m[-1]['accuracy'].get('unknown', float('nan')):.3f}")
-    print(f"wrote {', '.join(map(str, paths))} in {seconds:.0f} s")
     return df
 
 

@@ -13,7 +13,7 @@ import seaborn as sns
 
 from .common import (
     Run, Timer, caption, dry_run, ensure_run, forgetting, parser, prepare_splits, prepare_synthetic, profile_from,
-    run_config, save_csv, save_figure, synthetic_profile,
+    run_config, synthetic_profile, write_outputs,
 )
 
 NAME = "fig4"
@@ -45,9 +45,9 @@ def main(argv=None):
         for run, (key, n) in zip(planned_runs(profile, data, synthetic), keys):
             m = ensure_run(run, args.runs_dir)
             rows.append({"keys": key, "n_synthetic": n, "forgetting_pp": forgetting(m),
-                         "D_Unk_last": m[-1]["accuracy"].get("unknown"), "D_Known_last": m[-1]["accuracy"].get("known")})
+                         "D_Unk_last": m[-1]["accuracy"].get("unknown"),
+                         "D_Known_last": m[-1]["accuracy"].get("known")})
     df = pd.DataFrame(rows)
-    save_csv(df, NAME, args.figures_dir)
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.2)
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.lineplot(data=df, x="n_synthetic", y="forgetting_pp", hue="keys", marker="o", ax=ax,
@@ -56,10 +56,8 @@ def main(argv=None):
     ax.set_xlabel("Number of synthetic facts")
     ax.set_ylabel("Forgetting ΔD_Held (pp)")
     fig.text(0.5, -0.04, caption(profile), ha="center", fontsize=8)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
     print(df.to_string(index=False, float_format="{:.3f}".format))
-    print(f"wrote {', '.join(map(str, paths))} in {timer.seconds:.0f} s")
     return df
 
 

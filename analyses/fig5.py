@@ -18,7 +18,7 @@ import seaborn as sns  # noqa: E402
 
 from .common import (  # noqa: E402
     Run, Timer, caption, dry_run, ensure_run, parser, prepare_splits, prepare_synthetic, probe_frame, profile_from,
-    run_config, save_csv, save_figure, synthetic_profile,
+    run_config, synthetic_profile, write_outputs,
 )
 
 NAME = "fig5"
@@ -51,7 +51,6 @@ def main(argv=None) -> pd.DataFrame | None:
         frames = [probe_frame(r.label, ensure_run(r, args.runs_dir)) for r in planned_runs(profile, data, synthetic)]
     df = pd.concat(frames, ignore_index=True)
     rd = df[df["metric"] == "RD"].rename(columns={"run": "condition"})
-    save_csv(rd[["condition", "epoch", "value"]].rename(columns={"value": "RD"}), NAME, args.figures_dir)
 
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.2)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -60,12 +59,11 @@ def main(argv=None) -> pd.DataFrame | None:
     ax.set_ylabel("Hidden-state drift RD (1 − cos)")
     ax.set_title("Hidden-state drift of held-out entities", fontsize=11)
     fig.text(0.5, -0.04, caption(profile, f"{profile.synthetic} synthetic facts"), ha="center", fontsize=8)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, rd[["condition", "epoch", "value"]].rename(columns={"value": "RD"}), NAME, args.figures_dir,
+                  timer.seconds)
     last = rd[rd["epoch"] == rd["epoch"].max()].set_index("condition")["value"]
     for label, value in last.items():
         print(f"RD at the last epoch, {label}: {value:.4f}")
-    print(f"wrote {', '.join(map(str, paths))} in {timer.seconds:.0f} s")
     return rd
 
 

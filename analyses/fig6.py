@@ -5,9 +5,8 @@
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
-from .common import caption, save_csv, save_figure
+from .common import caption, write_outputs
 from .figure import run_figure
 from .plots import split_panels
 
@@ -17,13 +16,10 @@ LABELS = ["SFT", "Self-distillation", "Only Known"]
 
 def render(metrics, profile, args, seconds):
     fig, df = split_panels(metrics, ["held", "maybe_known", "weakly_known"], note=caption(profile))
-    save_csv(df, NAME, args.figures_dir)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, seconds)
     missing = [s for s in ("maybe_known", "weakly_known") if s not in set(df["split"])]
     if missing:
         print(f"note: no {' / '.join(missing)} facts in this profile's SLiCK results, so those panels are empty")
-    print(f"wrote {', '.join(map(str, paths))} in {seconds:.0f} s")
     return df
 
 

@@ -13,7 +13,7 @@ import seaborn as sns
 
 from .common import (
     Run, Timer, accuracy_frame, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from,
-    run_config, save_csv, save_figure,
+    run_config, write_outputs,
 )
 
 NAME = "fig9"
@@ -49,7 +49,6 @@ def main(argv=None):
             frames.append(df.assign(param=param, setting=f"{SYMBOL[param]}={value}"))
     df = pd.concat(frames, ignore_index=True)
     df = df[df["split"].isin(["unknown", "held"])]
-    save_csv(df, NAME, args.figures_dir)
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
     params = list(GRID[profile.name])
     fig, axes = plt.subplots(len(params), 2, figsize=(9, 3 * len(params)), squeeze=False)
@@ -60,9 +59,7 @@ def main(argv=None):
             axes[row][col].set_title(f"{'D_Unk' if split == 'unknown' else 'D_Held'} — varying {SYMBOL[param]}")
     fig.text(0.5, -0.01, caption(profile), ha="center", fontsize=8)
     fig.tight_layout()
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
-    print(f"wrote {', '.join(map(str, paths))} in {timer.seconds:.0f} s")
+    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
     return df
 
 

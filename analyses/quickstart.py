@@ -89,7 +89,8 @@ def main(argv=None) -> None:
     df = probe_series(run, held=held, unknown=train, out=args.out / "probes", config=ProbeConfig(seed=args.seed))
     print(df.pivot_table(index="index", columns="metric", values="value").to_string(float_format="{:.4f}".format))
     for path in plot_metric(df, "RD", Path("figures") / "quickstart_rd",
-                            title=f"RD at layer {df['layer'].iloc[0]}, SmolLM2-135M, {args.facts} {args.relation} facts"):
+                            title=f"RD at layer {df['layer'].iloc[0]}, SmolLM2-135M, "
+                                  f"{args.facts} {args.relation} facts"):
         print(f"wrote {path}")
     print(f"held-out facts: {held_file}; probe table: {args.out / 'probes' / 'probes.csv'}")
 

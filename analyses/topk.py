@@ -7,10 +7,9 @@ Top-k restricts the KL to the teacher's k most likely tokens at each position, r
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from .common import caption, forgetting, save_csv, save_figure, save_table
+from .common import caption, forgetting, save_table, write_outputs
 from .figure import run_figure
 from .plots import split_panels
 
@@ -20,14 +19,11 @@ LABELS = ["SFT", "Self-distillation", "Top-k distillation", "Random-k distillati
 
 def render(metrics, profile, args, seconds):
     fig, df = split_panels(metrics, ["unknown", "held"], note=caption(profile))
-    save_csv(df, NAME, args.figures_dir)
-    paths = save_figure(fig, NAME, args.figures_dir)
-    plt.close(fig)
+    write_outputs(fig, df, NAME, args.figures_dir, seconds)
     table = pd.DataFrame([{"condition": label, "D_Unk (last)": m[-1]["accuracy"].get("unknown"),
                            "D_Held (last)": m[-1]["accuracy"].get("held"), "ΔD_Held (pp)": forgetting(m)}
                           for label, m in metrics.items()])
     save_table(table, NAME, args.figures_dir, f"Distillation variants — {caption(profile)}")
-    print(f"wrote {', '.join(map(str, paths))} in {seconds:.0f} s")
     return df
 
 

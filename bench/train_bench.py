@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from probekit.entities import fact_to_record
 from probekit.io import write_json
 from probekit.models import embedded_model_dir, load_tokenizer
-from training.batches import collate, make_examples
+from training.batches import collate
 from training.entityquestions import load_relation
 from training.trainer import Backbone, RunConfig, Trainer
 

@@ -107,18 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_command(args, prog: str) -> int:
+    """Run ``args.func(args)``: a ProbekitError becomes one line on stderr and exit status 2."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # probekit shows its own progress per checkpoint
+    hf_logging.disable_progress_bar()  # our own bars say what is happening
     try:
         args.func(args)
     except ProbekitError as exc:
-        print(f"probekit: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv), "probekit")
 
 
 if __name__ == "__main__":

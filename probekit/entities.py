@@ -67,7 +67,7 @@ def span_of_entity(question: str, entity: str) -> tuple[int, int]:
 
 
 def fact_from_record(rec: dict, where: str = "record") -> Fact:
-    """Build a Fact from ``{"question", "answers", "entity" | "entity_span"}`` or ``{"template", "subject", "answers"}``."""
+    """A Fact from ``{"question", "answers", "entity" | "entity_span"}`` or ``{"template", "subject", "answers"}``."""
     answers = rec.get("answers", rec.get("answer"))
     if isinstance(answers, str):
         answers = [answers]

@@ -122,7 +122,8 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
         return packaged_model_dir(MODEL_NAMES[str(model)])
     path = Path(model)
     if not path.is_dir():
-        raise ProbekitError(f"model directory not found: {path} (give a local checkpoint directory, 'embedded' or 'gemma3-270m')")
+        raise ProbekitError(
+            f"model directory not found: {path} (give a local checkpoint directory, 'embedded' or 'gemma3-270m')")
     if not (path / "config.json").exists():
         raise ProbekitError(f"{path} is not a Hugging Face checkpoint: it has no config.json")
     return path
@@ -199,4 +200,5 @@ def load_causal_lm(
 def load_model(model: str | os.PathLike, **kwargs):
     """Load ``(model, tokenizer)``; keyword arguments as for `load_causal_lm`."""
     path = resolve_model_path(model)
-    return load_causal_lm(path, **kwargs), load_tokenizer(path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    tokenizer = load_tokenizer(path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    return load_causal_lm(path, **kwargs), tokenizer

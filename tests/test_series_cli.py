@@ -42,7 +42,8 @@ def tiny_series(tmp_path):
     save_checkpoint(tiny_model("qwen2", len(tok)), tok, base)
     run = tmp_path / "run"
     for epoch, scale in enumerate([0.0, 0.01, 0.05]):
-        save_checkpoint(perturb(tiny_model("qwen2", len(tok)), scale, epoch), tok, run / "checkpoints" / f"epoch-{epoch:03d}")
+        model = perturb(tiny_model("qwen2", len(tok)), scale, epoch)
+        save_checkpoint(model, tok, run / "checkpoints" / f"epoch-{epoch:03d}")
     (run / "run.json").write_text(json.dumps({"base_model": str(base)}))
     held = write_facts(tmp_path / "held.jsonl", HELD)
     unk = write_facts(tmp_path / "unk.jsonl", UNKNOWN)
@@ -145,13 +146,15 @@ def test_errors_are_one_line_exit_2(tiny_series, capsys, tmp_path):
     other = metaspace_bpe_tokenizer()
     shutil.rmtree(mixed / "epoch-002")
     save_checkpoint(tiny_model("qwen2", len(byte_bpe_tokenizer())), other, mixed / "epoch-002")
-    one_line_error(capsys, probe_args(mixed, held, unk, out, "--base", str(base)), "epoch-002 has a different tokenizer")
+    one_line_error(capsys, probe_args(mixed, held, unk, out, "--base", str(base)),
+                   "epoch-002 has a different tokenizer")
     # a checkpoint of another architecture
     arch = tmp / "arch"
     shutil.copytree(run / "checkpoints", arch)
     shutil.rmtree(arch / "epoch-001")
     save_checkpoint(tiny_model("llama", len(byte_bpe_tokenizer())), byte_bpe_tokenizer(), arch / "epoch-001")
-    one_line_error(capsys, probe_args(arch, held, unk, out, "--base", str(base)), "epoch-001 has a different architecture")
+    one_line_error(capsys, probe_args(arch, held, unk, out, "--base", str(base)),
+                   "epoch-001 has a different architecture")
     one_line_error(capsys, probe_args(tmp / "empty", held, unk, out, "--base", str(tmp / "nobase")), "no checkpoints")
     # no recorded base
     norecord = tmp / "norecord"

@@ -150,9 +150,10 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
         (tmp_path / name).write_text("".join(json.dumps(fact_to_record(f)) + "\n" for f in items))
         return str(tmp_path / name)
 
+    held = dump("h.jsonl", load_relation("P36", "dev")[:24])
     metrics = Trainer(RunConfig(out=str(tmp_path / "run"), model=str(path), known=dump("k.jsonl", facts[:24]),
-                                unknown=dump("u.jsonl", facts[24:]), held=dump("h.jsonl", load_relation("P36", "dev")[:24]),
-                                epochs=3, lr=2e-4, batch_size=8, keep="all")).run()
+                                unknown=dump("u.jsonl", facts[24:]), held=held, epochs=3, lr=2e-4, batch_size=8,
+                                keep="all")).run()
     assert metrics[-1]["accuracy"]["unknown"] > metrics[0]["accuracy"]["unknown"]
     assert probekit_main(["probe", str(tmp_path / "run"), "--held", str(tmp_path / "h.jsonl"),
                           "--out", str(tmp_path / "probes")]) == 0  # base from run.json

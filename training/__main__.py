@@ -201,16 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from transformers.utils import logging as hf_logging
+    from probekit.cli import run_command
 
-    hf_logging.disable_progress_bar()
-    try:
-        args.func(args)
-    except ProbekitError as exc:
-        print(f"python -m training: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(build_parser().parse_args(argv), "python -m training")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 
 @dataclass(frozen=True)
 class SlickConfig:
-    """SLiCK settings; defaults are the study's (20 runs × 3 exemplars). ``PRESETS['gekhman']``: 10 × 4-shot, 16 samples."""
+    """SLiCK settings; defaults are the study's (20 runs × 3 exemplars). PRESETS['gekhman']: 10 × 4-shot, 16 samples."""
 
     runs: int = 20
     shots: int = 3

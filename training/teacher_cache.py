@@ -34,6 +34,12 @@ def cache_key(teacher_stamp: str, examples: list[Example], k: int, variant: str,
     return digest.hexdigest()[:24]
 
 
+def cache_rows(offsets: np.ndarray, example_index: torch.Tensor, seq_rows: torch.Tensor,
+               seq_cols: torch.Tensor) -> np.ndarray:
+    """Cache row of every non-padded batch position: its example's offset plus its position in the sequence."""
+    return offsets[example_index.cpu().numpy()[seq_rows.cpu().numpy()]] + seq_cols.cpu().numpy()
+
+
 class TeacherCache:
     """Read side: ``lookup(batch)`` → (ids [N, k], log-probs [N, k]) for the batch's non-padded positions."""
 
@@ -44,7 +50,7 @@ class TeacherCache:
         self.logp = np.load(self.folder / "logp.npy", mmap_mode="r")
 
     def lookup(self, example_index: torch.Tensor, seq_rows: torch.Tensor, seq_cols: torch.Tensor):
-        rows = self.offsets[example_index.cpu().numpy()[seq_rows.cpu().numpy()]] + seq_cols.cpu().numpy()
+        rows = cache_rows(self.offsets, example_index, seq_rows, seq_cols)
         return torch.from_numpy(self.ids[rows].astype(np.int64)), torch.from_numpy(np.asarray(self.logp[rows]))
 
 
@@ -78,7 +84,7 @@ def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, v
                 # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
                 pick_ids = torch.rand(lp.shape, generator=gen).topk(k, dim=-1).indices.to(device)
                 pick_lp = lp.gather(-1, pick_ids)
-            rows = offsets[batch.example_index.cpu().numpy()[batch.seq_rows.cpu().numpy()]] + batch.seq_cols.cpu().numpy()
+            rows = cache_rows(offsets, batch.example_index, batch.seq_rows, batch.seq_cols)
             ids[rows] = pick_ids.cpu().numpy()
             logp[rows] = pick_lp.cpu().numpy()
         ids.flush()

@@ -35,7 +35,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
+from probekit.entities import DEFAULT_PROMPT_FORMAT, read_facts
 from probekit.errors import ProbekitError
 from probekit.io import write_json
 from probekit.models import EMBEDDED, load_causal_lm, load_tokenizer, resolve_model_path
