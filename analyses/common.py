@@ -25,8 +25,8 @@ from probekit.entities import Fact, fact_to_record
 from probekit.io import atomic_path, write_text
 from probekit.models import EMBEDDED, EMBEDDED_NAME, load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
-from training.slick import Slick, SlickConfig, run_slick
-from training.splits import SplitConfig, make_splits
+from training.slick import Slick, SlickConfig, category_shares, run_slick
+from training.splits import SplitConfig, keep_relations, make_splits
 from training.synthetic import synthetic_facts
 from training.trainer import RunConfig, Trainer, read_metrics
 
@@ -156,25 +156,27 @@ def prepare_splits(profile: Profile, runs_dir: Path) -> dict[str, str]:
     names = ("known", "unknown", "held", "maybe_known", "weakly_known")
     if not (folder / "manifest.json").exists():
         train, dev = _slick_records(profile, runs_dir)
-        cap = lambda pool, n: min(n, pool) if n is not None else None  # noqa: E731
-        count = lambda recs, cat: sum(r["category"] == cat for v in recs.values() for r in v)  # noqa: E731
-        config = SplitConfig(known=cap(count(train, "HighlyKnown"), profile.known),
-                             unknown=cap(count(train, "Unknown"), profile.unknown),
-                             held=cap(count(dev, "HighlyKnown"), profile.held),
+        kept = keep_relations(dev, profile.min_highly_known)
+
+        def cap(records: dict, category: str, asked: int | None, name: str) -> int | None:
+            available = sum(r["category"] == category for rel in kept for r in records.get(rel, []))
+            if asked is not None and asked > available:
+                print(f"note: {name}: {asked} asked, {available} {category} questions available; using {available}")
+                return available
+            return asked
+
+        config = SplitConfig(known=cap(train, "HighlyKnown", profile.known, "D_Known"),
+                             unknown=cap(train, "Unknown", profile.unknown, "D_Unk"),
+                             held=cap(dev, "HighlyKnown", profile.held, "D_Held"),
                              min_highly_known=profile.min_highly_known, seed=profile.seed)
         splits = make_splits(train, dev, config)
         for n in names:
             _dump(folder / f"{n}.jsonl", splits[n])
-        shares = {s: {r: _shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
+        shares = {s: {r: category_shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
         write_text(folder / "manifest.json", json.dumps({
             "profile": asdict(profile), "sizes": {n: len(splits[n]) for n in names}, "slick_shares": shares},
             indent=2, default=str))
     return {n: str(folder / f"{n}.jsonl") for n in names}
-
-
-def _shares(records: list[dict]) -> dict[str, float]:
-    return {c: sum(r["category"] == c for r in records) / max(len(records), 1)
-            for c in ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")}
 
 
 def _data_key(profile: Profile) -> dict:
