@@ -89,6 +89,9 @@ def model_name(profile: Profile) -> str:
 # --- the command line every analysis shares ----------------------------------------------------------------------
 
 def parser(name: str, description: str) -> argparse.ArgumentParser:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading/saving bars would drown the training progress
     ap = argparse.ArgumentParser(prog=f"python -m analyses.{name}", description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="scale (default quick)")
