@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from probekit.errors import ProbekitError
 from training import trainer as T
 from training.trainer import RunConfig, Trainer, TrainingError, read_metrics
 
@@ -94,6 +95,12 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
     for a, b in zip(resumed[1:], straight[1:]):  # equal up to float reassociation in CPU kernels
         assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
     assert [m["accuracy"] for m in resumed] == [m["accuracy"] for m in straight]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run(tmp_path, "run", epochs=1)
+    with pytest.raises(ProbekitError, match="other settings.*lr"):
+        run(tmp_path, "run", epochs=1, lr=1e-2)
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):

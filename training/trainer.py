@@ -304,6 +304,14 @@ class Trainer:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         done = self._completed_epoch()
+        record = self.out / "run.json"
+        if done >= 0 and record.exists():
+            before = {k: v for k, v in json.loads(record.read_text())["config"].items() if k != "device"}
+            now = {k: v for k, v in json.loads(json.dumps(asdict(c), default=str)).items() if k != "device"}
+            if before != now:
+                changed = sorted(k for k in now if before.get(k) != now[k])
+                raise ProbekitError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
+                                    "resume with the same settings or choose another --out")
         if self.rank == 0:
             self._write_record()
         model, trainable = self._load_model(self.out / "state" if done >= 0 else self.base_path)
