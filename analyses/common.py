@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from probekit.entities import Fact, fact_to_record
-from probekit.io import atomic_path, write_text
+from probekit.entities import fact_to_record
+from probekit.io import atomic_path, write_jsonl, write_text
 from probekit.models import EMBEDDED, EMBEDDED_NAME, load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
 from training.slick import Slick, SlickConfig, category_shares, run_slick
-from training.splits import SplitConfig, keep_relations, make_splits
+from training.splits import SplitConfig, keep_relations, make_splits, write_splits
 from training.synthetic import synthetic_facts
 from training.trainer import RunConfig, Trainer, read_metrics
 
@@ -124,13 +124,6 @@ def profile_from(args) -> Profile:
 
 # --- data ----------------------------------------------------------------------------------------------------------
 
-def _dump(path: Path, facts: list) -> str:
-    records = [fact_to_record(f) if isinstance(f, Fact) else f for f in facts]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return str(path)
-
-
 def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
     """SLiCK (or, in the micro profile, plain assignment) of the profile's questions → relation → records."""
     train = {r: load_relation(r, "train")[: profile.train_questions] for r in profile.relations}
@@ -172,13 +165,9 @@ def prepare_splits(profile: Profile, runs_dir: Path) -> dict[str, str]:
                              unknown=cap(train, "Unknown", profile.unknown, "D_Unk"),
                              held=cap(dev, "HighlyKnown", profile.held, "D_Held"),
                              min_highly_known=profile.min_highly_known, seed=profile.seed)
-        splits = make_splits(train, dev, config)
-        for n in names:
-            _dump(folder / f"{n}.jsonl", splits[n])
         shares = {s: {r: category_shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
-        write_text(folder / "manifest.json", json.dumps({
-            "profile": asdict(profile), "sizes": {n: len(splits[n]) for n in names}, "slick_shares": shares},
-            indent=2, default=str))
+        write_splits(make_splits(train, dev, config), folder, config, kept,
+                     {"profile": asdict(profile), "slick_shares": shares})  # manifest.json last: marks it complete
     return {n: str(folder / f"{n}.jsonl") for n in names}
 
 
@@ -195,7 +184,7 @@ def prepare_synthetic(profile: Profile, runs_dir: Path, key_type: str, value_typ
     path = runs_dir / "data" / f"synthetic-{key_type}-{value_type}-{n}-{_hash([profile.model, profile.seed])}.jsonl"
     if not path.exists():
         tokenizer = load_tokenizer(resolve_model_path(profile.model))
-        _dump(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
+        write_jsonl(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
     return str(path)
 
 

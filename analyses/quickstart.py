@@ -9,21 +9,15 @@ model with ``probekit.probe_series`` (``<out>/probes/probes.csv``) and plots RD 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
 from probekit.entities import fact_to_record
+from probekit.io import write_jsonl
 from probekit.plot import plot_metric
 from probekit.series import ProbeConfig, probe_series
 from training.entityquestions import load_relation
 from training.trainer import RunConfig, Trainer
-
-
-def write_jsonl(path: Path, facts) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(fact_to_record(f)) + "\n" for f in facts), encoding="utf-8")
-    return str(path)
 
 
 def main(argv=None) -> None:
@@ -41,8 +35,9 @@ def main(argv=None) -> None:
 
     train = random.Random(args.seed).sample(load_relation(args.relation, "train"), args.facts)
     held = random.Random(args.seed).sample(load_relation(args.relation, "dev"), args.facts)
-    train_file = write_jsonl(args.out / "train.jsonl", train)
-    held_file = write_jsonl(args.out / "held.jsonl", held)
+    train_file, held_file = str(args.out / "train.jsonl"), str(args.out / "held.jsonl")
+    write_jsonl(train_file, map(fact_to_record, train))
+    write_jsonl(held_file, map(fact_to_record, held))
     run = args.out / "run"
     Trainer(RunConfig(out=str(run), train=train_file, unknown=train_file, held=held_file, epochs=args.epochs,
                       lr=args.lr, seed=args.seed)).run()

@@ -94,6 +94,11 @@ def architecture_of(path: Path) -> dict:
     return {"architectures": cfg.get("architectures"), **{k: text[k] for k in keys if k in text}}
 
 
+def weights_stamp(path: Path) -> list:
+    """(name, size, mtime) of a checkpoint's safetensors files: changes whenever its weights are rewritten."""
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(path).glob("*.safetensors"))
+
+
 def tokenizer_fingerprint(path: Path) -> str | None:
     """A hash of a checkpoint's tokenizer files, or None if it saved none (it then uses the base's)."""
     digest = hashlib.sha256()

@@ -1,6 +1,7 @@
 """Atomic file writes: a reader never sees a half-written file, an interrupted write leaves the old one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -27,6 +28,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(path: str | os.PathLike, records) -> str:
+    """Write dicts as JSON lines (UTF-8, non-ASCII kept) atomically; returns the sha256 of what was written."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    write_text(path, text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

@@ -29,7 +29,7 @@ from transformers import AutoConfig
 
 from . import metrics as M
 from .capture import Prober
-from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_base
+from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_base, weights_stamp
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record, locate_entities
 from .errors import ProbekitError
 from .families import check_layer, default_layer
@@ -64,10 +64,6 @@ def _hash_facts(facts: list[Fact] | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _weights_stamp(path: Path) -> list:
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.glob("*.safetensors"))
-
-
 class SeriesProbe:
     """Captures (cached) and compares the states of one base model and the checkpoints of its series."""
 
@@ -100,7 +96,7 @@ class SeriesProbe:
 
     def _key(self, path: Path) -> str:
         c = self.config
-        parts = [str(path.resolve()), _weights_stamp(path), self.layer, c.k, c.prompt_format, c.dtype, self.inputs]
+        parts = [str(path.resolve()), weights_stamp(path), self.layer, c.k, c.prompt_format, c.dtype, self.inputs]
         if path != self.base:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()

@@ -68,11 +68,13 @@ def _splits(args) -> None:
 def _synthetic(args) -> None:
     from probekit.models import load_tokenizer
 
-    from .synthetic import synthetic_facts, write_facts
+    from probekit.io import write_jsonl
+
+    from .synthetic import synthetic_facts
 
     start = time.perf_counter()
     facts = synthetic_facts(load_tokenizer(args.model), args.n, args.keys, args.values, args.seed, args.data)
-    write_facts(facts, args.out)
+    write_jsonl(args.out, facts)
     print(f"wrote {len(facts)} {args.keys}-key / {args.values}-value facts to {args.out} "
           f"in {time.perf_counter() - start:.1f} s")
 

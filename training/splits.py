@@ -10,14 +10,12 @@ with ``manifest.json``: model, SLiCK settings, seed, sizes, kept relations and a
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from probekit.errors import ProbekitError
-from probekit.io import atomic_path, write_json
+from probekit.io import write_json, write_jsonl
 
 MIXES = ("50/50", "only-known")
 
@@ -79,9 +77,7 @@ def make_splits(train: dict[str, list[dict]], dev: dict[str, list[dict]], config
     return out
 
 
-def _jsonl(records: list[dict]) -> str:
-    keep = ("question", "answers", "entity_span", "relation", "category", "p_greedy", "p_sampled")
-    return "".join(json.dumps({k: r[k] for k in keep if k in r}, ensure_ascii=False) + "\n" for r in records)
+_KEEP = ("question", "answers", "entity_span", "relation", "category", "p_greedy", "p_sampled")
 
 
 def write_splits(splits: dict[str, list[dict]], out_dir: str | Path, config: SplitConfig, kept: list[str],
@@ -90,10 +86,7 @@ def write_splits(splits: dict[str, list[dict]], out_dir: str | Path, config: Spl
     out_dir = Path(out_dir)
     hashes = {}
     for name, records in splits.items():
-        text = _jsonl(records)
-        with atomic_path(out_dir / f"{name}.jsonl") as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        hashes[name] = hashlib.sha256(text.encode()).hexdigest()
+        hashes[name] = write_jsonl(out_dir / f"{name}.jsonl", ({k: r[k] for k in _KEEP if k in r} for r in records))
     manifest = {
         "config": asdict(config), "relations": kept, "sizes": {k: len(v) for k, v in splits.items()},
         "sha256": hashes, **provenance,

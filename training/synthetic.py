@@ -14,14 +14,11 @@ Everything is deterministic for a seed, and 10^6 facts take seconds (numpy draws
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from probekit.errors import ProbekitError
-from probekit.io import atomic_path
 
 from .entityquestions import SPLITS, load_relation, templates
 
@@ -131,9 +128,3 @@ def synthetic_facts(tokenizer, n: int, key_type: str = "semantic", value_type: s
                       "key_type": key_type, "value_type": value_type})
     return facts
 
-
-def write_facts(records: list[dict], path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")

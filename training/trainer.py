@@ -36,6 +36,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from probekit.entities import DEFAULT_PROMPT_FORMAT, read_facts
+from probekit.checkpoints import weights_stamp
 from probekit.errors import ProbekitError
 from probekit.io import write_json
 from probekit.models import EMBEDDED, load_causal_lm, load_tokenizer, resolve_model_path
@@ -369,7 +370,7 @@ class Trainer:
         teacher.requires_grad_(False)
         if c.variant == "full":
             return teacher, None, None
-        stamp = json.dumps(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.glob("*.safetensors")))
+        stamp = json.dumps(weights_stamp(path))
         root = Path(c.cache_dir) if c.cache_dir else self.out.parent / ".teacher-cache"
         cache = None
         if self.rank == 0:
