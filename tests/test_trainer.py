@@ -57,6 +57,10 @@ def test_each_condition_learns(tmp_path, condition):
     assert [m["epoch"] for m in metrics] == [0, 1, 2, 3, 4]
     assert train[-1]["train_loss"] < train[0]["train_loss"]
     assert set(metrics[0]["accuracy"]) == {"known", "unknown", "held"}
+    for m in metrics:  # per-fact correctness agrees with the accuracy
+        assert {s: c.count("1") / len(c) for s, c in m["correct"].items()} == m["accuracy"]
+    assert sorted(p.name for p in (tmp_path / "run" / "state").iterdir()) == ["trainer_state.json"]
+    assert run(tmp_path, "run", **condition) == metrics  # a finished run is read back, not trained again
     ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert ckpts == [f"epoch-{e:03d}" for e in range(5)]
     if condition["condition"] in ("self_distill", "l2"):

@@ -3,9 +3,11 @@
 One run directory holds everything::
 
     run.json                  full config, base model, versions, seeds, data hashes and manifests
-    metrics.jsonl             one line per epoch: phase, losses per step, greedy EM per eval set, tokens/s
+    metrics.jsonl             one line per epoch: phase, losses per step, greedy EM per eval set (and per fact, as
+                              a string of 0/1 in file order), tokens/s
     checkpoints/epoch-NNN/    HF safetensors + tokenizer (epoch 0 is the base model), kept per `keep`
-    state/                    latest weights, optimizer and RNG state: the run resumes from here
+    state/                    latest weights, optimizer and RNG state: the run resumes from here (once the last
+                              epoch is done only trainer_state.json stays: the final checkpoint holds the weights)
     teacher/                  the frozen snapshot θ_i for self_distill / l2
     probes/                   per-epoch drift metrics when `probe` is on
 
@@ -211,6 +213,12 @@ class Trainer:
         os.replace(tmp, self.out / "state")
         shutil.rmtree(old, ignore_errors=True)
 
+    def _release_state(self) -> None:
+        """After the last epoch: keep only the epoch marker (weights and optimizer are gigabytes, no longer needed)."""
+        for f in (self.out / "state").iterdir():
+            if f.name != "trainer_state.json":
+                f.unlink()
+
     def _completed_epoch(self) -> int:
         f = self.out / "state" / "trainer_state.json"
         return json.loads(f.read_text())["epoch"] if f.exists() else -1
@@ -218,17 +226,20 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def evaluate(self, model) -> dict[str, float]:
-        """Greedy exact-match accuracy on every eval set given (first `eval_limit` facts of each)."""
+    def evaluate(self, model) -> tuple[dict[str, float], dict[str, str]]:
+        """Greedy exact match on every eval set given (first `eval_limit` facts of each) → (accuracy per set,
+        per-fact correctness per set as a string of '0'/'1' in file order)."""
         model.eval()
         decoder = AnswerDecoder(model, self.tokenizer, batch_size=self.config.eval_batch_size)
-        acc = {}
+        acc, correct = {}, {}
         for name in EVAL_SETS:
             facts = self.facts.get(name, [])[: self.config.eval_limit]
             if facts:
                 answers = decoder.decode([qa_text(f) for f in facts])
-                acc[name] = sum(is_correct(a[0], f.answers) for a, f in zip(answers, facts)) / len(facts)
-        return acc
+                hits = [is_correct(a[0], f.answers) for a, f in zip(answers, facts)]
+                acc[name] = sum(hits) / len(facts)
+                correct[name] = "".join("1" if h else "0" for h in hits)
+        return acc, correct
 
     # --- one epoch -----------------------------------------------------------------------------------------------
 
@@ -313,6 +324,8 @@ class Trainer:
                 changed = sorted(k for k in now if before.get(k) != now[k])
                 raise ProbekitError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
                                     "resume with the same settings or choose another --out")
+        if done >= c.epochs:
+            return read_metrics(self.out)
         if self.rank == 0:
             self._write_record()
         model, trainable = self._load_model(self.out / "state" if done >= 0 else self.base_path)
@@ -342,7 +355,7 @@ class Trainer:
                     model, backbone, optimizer, examples, epoch, teacher, cache, snapshot)
                 record["train_loss"] = sum(record["losses"]) / len(record["losses"])
             if self.rank == 0:
-                record["accuracy"] = self.evaluate(model)
+                record["accuracy"], record["correct"] = self.evaluate(model)
                 ckpt = self._save_checkpoint(model, epoch)
                 if self.recipe and epoch == c.snapshot_epoch > 0:
                     _save_dir(model, self.tokenizer, self.out / "teacher")
@@ -353,6 +366,8 @@ class Trainer:
                 self._save_state(model, optimizer, epoch)
                 print(_summary(record), flush=True)
             _barrier()
+        if self.rank == 0:
+            self._release_state()
         return read_metrics(self.out)
 
     def _teacher(self, model, trainable):
