@@ -222,9 +222,15 @@ def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
     return {k: v for k, v in base.items() if v is not None}
 
 
+def run_dir(run: Run, runs_dir: Path) -> Path:
+    """The run's folder: an existing one with the same config hash (whatever label made it), else a new one."""
+    same = sorted(runs_dir.glob(f"*-{run.key()}"))
+    return same[0] if same else runs_dir / f"{re.sub(r'[^a-z0-9]+', '-', run.label.lower()).strip('-')}-{run.key()}"
+
+
 def ensure_run(run: Run, runs_dir: Path) -> list[dict]:
     """Train (or resume, or reuse) a run; returns its per-epoch metrics."""
-    out = runs_dir / f"{re.sub(r'[^a-z0-9]+', '-', run.label.lower()).strip('-')}-{run.key()}"
+    out = run_dir(run, runs_dir)
     metrics = read_metrics(out)
     if metrics and metrics[-1]["epoch"] == run.config["epochs"]:
         return metrics

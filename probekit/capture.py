@@ -62,7 +62,7 @@ class Prober:
         self.prompt_format = prompt_format
         self.batch_size = batch_size
         self.envoy = nnsight.TransformersModel(model, tokenizer=tokenizer)
-        self._block = functools.reduce(getattr, family_of(model).layers.split("."), self.envoy)[self.layer - 1]
+        self._blocks = functools.reduce(getattr, family_of(model).layers.split("."), self.envoy)
         accepted = inspect.signature(model.forward).parameters
         self._logits_to_keep = "logits_to_keep" in accepted
         self._position_ids = "position_ids" in accepted
@@ -79,8 +79,10 @@ class Prober:
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     @torch.inference_mode()
-    def _forward(self, facts: list[Fact], want_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One batch → (states [B, d], answer logits [B, V] or None)."""
+    def _forward(self, facts: list[Fact], layers: list[int], want_logits: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One batch → (states [len(layers), B, d] at the given ascending 1-based layers, answer logits [B, V] or
+        None)."""
         prompts, spans = zip(*(build_prompt(f, self.prompt_format) for f in facts))
         batch = encode_batch(self.tokenizer, list(prompts), list(spans))
         inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
@@ -90,15 +92,31 @@ class Prober:
         rows = torch.arange(len(facts), device=self.device)
         cols = batch.entity_index.to(self.device)
         kwargs = {"logits_to_keep": 1} if want_logits and self._logits_to_keep else {}
+        saved = []  # made outside the trace: nnsight hands back only what exists outside it or is .save()d
         with self.envoy.trace(inputs, **kwargs) as tracer:
-            out = self._block.output
-            hidden = out[0] if isinstance(out, tuple) else out  # [B, T, d]; a tuple on some versions
-            states = hidden[rows, cols].save()
+            for layer in layers:  # in execution order, as nnsight requires
+                out = self._blocks[layer - 1].output
+                hidden = out[0] if isinstance(out, tuple) else out  # [B, T, d]; a tuple on some versions
+                saved.append(hidden[rows, cols].save())
             if want_logits:
                 logits = self.envoy.output.logits[:, -1].save()  # [B, V] at the last prompt token
             else:
-                tracer.stop()  # nothing past layer l is needed
-        return states.float().cpu(), (logits.float().cpu() if want_logits else None)
+                tracer.stop()  # nothing past the last probed layer is needed
+        states = torch.stack([h.float().cpu() for h in saved])
+        return states, (logits.float().cpu() if want_logits else None)
+
+    def capture_layers(self, facts: list[Fact], layers: list[int] | None = None,
+                       progress: bool | str = False) -> torch.Tensor:
+        """Entity states at several layers in one pass (default: every layer) → [len(layers), N, d]."""
+        n_layers = len(self._blocks)
+        layers = sorted(check_layer(self.model, layer) for layer in (layers or range(1, n_layers + 1)))
+        out = None
+        desc = progress if isinstance(progress, str) else "capture layers"
+        for idx in tqdm(self._batches(facts), desc=desc, disable=not progress, leave=False):
+            h, _ = self._forward([facts[i] for i in idx], layers, want_logits=False)
+            out = out if out is not None else torch.empty(len(layers), len(facts), h.shape[-1])
+            out[:, torch.tensor(idx)] = h
+        return out
 
     def capture(
         self,
@@ -122,7 +140,8 @@ class Prober:
         batches = self._batches(facts)
         desc = progress if isinstance(progress, str) else "capture"
         for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-            h, z = self._forward([facts[i] for i in idx], want_logits)
+            h, z = self._forward([facts[i] for i in idx], [self.layer], want_logits)
+            h = h[0]
             idx_t = torch.tensor(idx)
             if states is None:
                 states = torch.empty(len(facts), h.shape[-1])

@@ -46,6 +46,16 @@ def test_capture_matches_hf(arch):
             assert torch.equal(cap.topk_ids[i], z.topk(5).indices)
         # hidden states only: the forward stops at layer l, same numbers
         torch.testing.assert_close(prober.capture(fs).states, cap.states)
+    # every layer in one pass == HF hidden_states[l] (l < L; the last is the block output, tested below)
+    every = Prober(model, tok, batch_size=3).capture_layers(fs)
+    assert every.shape[:2] == (4, len(fs))
+    for i, f in enumerate(fs):
+        prompt, span = build_prompt(f)
+        entity = encode_batch(tok, [prompt], [span]).entity_index[0]
+        hs = hf_reference(model, tok, f, 1)[2]
+        for layer in (1, 2, 3):
+            torch.testing.assert_close(every[layer - 1, i], hs[layer][0, entity], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(every[3], Prober(model, tok, layer=4).capture(fs).states, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
