@@ -162,6 +162,16 @@ class SeriesProbe:
         return out
 
 
+def read_states(probe_dir: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors a series probe cached for one model (``_base`` for θ0, else the checkpoint's name, e.g.
+    ``epoch-003``): held_states [N, d], and where probed unk_states [U, d], new_states [M, d], top-k tensors."""
+    f = Path(probe_dir) / "states" / f"{name}.safetensors"
+    if not f.is_file():
+        raise ProbekitError(f"no cached probe states for {name} in {probe_dir} (was the run probed?)")
+    with safe_open(f, "pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}
+
+
 def _versions() -> dict:
     import nnsight
     import transformers

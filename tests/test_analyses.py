@@ -33,6 +33,9 @@ EXPECTED = {  # module → (csv column that names the series, series it must hol
     "table1": ("updated params", {"Attention", "FFN", "All (standard SFT)", "All (Only Known)"}),
     "table3": ("updated params", {"q", "k", "v", "o", "gate+up", "down"}),
     "table4": ("key type", {"semantic", "uuid"}),
+    "recall": ("run", {"SFT", "Self-distillation", "Only Known"}),
+    "interference": ("run", {"SFT", "Self-distillation", "SFT, semantic keys", "Self-distillation, semantic keys",
+                             "SFT, UUID keys"}),
 }
 
 
