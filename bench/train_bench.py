@@ -29,7 +29,7 @@ from probekit.io import write_json
 from probekit.models import embedded_model_dir, load_tokenizer
 from training.batches import collate
 from training.entityquestions import load_relation
-from training.trainer import Backbone, RunConfig, Trainer
+from training.trainer import Objective, RunConfig, Trainer
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s
 QWEN25_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
@@ -88,9 +88,9 @@ def main() -> None:
                     teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device)
     trainer = Trainer(cfg)
     model, trainable = trainer._load_model(model_dir)
-    _, cache, _ = trainer._teacher(model, trainable)
+    _, cache, _ = trainer._teacher(model)
     teacher = trainer._load_model(model_dir)[0].eval().requires_grad_(False)
-    backbone = Backbone(model)
+    objectives = {v: Objective(model, cfg.tau, v) for v in ("topk", "full")}
     ours_opt = trainer._optimizer(list(trainable.values()))
     base_opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
@@ -100,9 +100,9 @@ def main() -> None:
     tokens = sum(len(e.input_ids) for b in batches for e in b)
 
     def ours(kind):
-        trainer.config.variant = "full" if kind == "distill_full" else "topk"
+        objective = objectives["full" if kind == "distill_full" else "topk"]
         for b in batches:
-            trainer.step(model, backbone, ours_opt, b, distill=kind != "sft", teacher=teacher, cache=cache)
+            trainer.step(model, objective, ours_opt, b, distill=kind != "sft", teacher=teacher, cache=cache)
 
     def base(kind):
         for b in batches:

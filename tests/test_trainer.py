@@ -129,23 +129,66 @@ def test_probe_callback(tmp_path):
     assert metrics[2]["probe"]["RD"] > 0 and {"NS", "MTD", "NTR", "JSD", "Rank-rho"} <= set(metrics[2]["probe"])
 
 
-def test_ddp_two_processes_match_one(tmp_path):
-    """torchrun with 2 gloo processes and the same global batch gives the single process's loss curve."""
-    data = make_data(tmp_path)
-    args = ["--model", data["model"], "--known", data["known"], "--unknown", data["unknown"], "--held", data["held"],
-            "--epochs", "2", "--lr", "3e-3", "--batch-size", "4", "--condition", "self_distill", "--variant", "topk",
-            "--k", "16"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "training", "run", "--out", str(tmp_path / "one"), *args], check=True,
-                   env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-                    "-m", "training", "run", "--out", str(tmp_path / "two"), *args], check=True, env=env,
-                   capture_output=True)
-    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
-    assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+def cli_args(data, *extra, epochs=2):
+    return ["--model", data["model"], "--known", data["known"], "--unknown", data["unknown"], "--held", data["held"],
+            "--epochs", str(epochs), "--lr", "3e-3", "--batch-size", "4", *extra]
+
+
+def torchrun(out, args, port, parallel):
+    """`python -m training run` under torchrun with 2 gloo processes."""
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+                    "-m", "training", "run", "--out", str(out), "--parallel", parallel, *args], check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
+
+
+def assert_same_curve(one, two):
+    assert [m["epoch"] for m in one] == [m["epoch"] for m in two]
     for a, b in zip(one[1:], two[1:]):
         assert b["losses"] == pytest.approx(a["losses"], rel=1e-4)
     assert [m["accuracy"] for m in one] == [m["accuracy"] for m in two]
+
+
+@pytest.mark.parametrize("parallel,condition", [
+    ("ddp", ["--condition", "self_distill", "--variant", "topk", "--k", "16"]),
+    ("fsdp", ["--condition", "freeze", "--trainable", "attn"]),
+])
+def test_two_processes_match_one(tmp_path, parallel, condition):
+    """torchrun with 2 gloo processes (DDP, or FSDP2 with frozen groups) and the same global batch gives the single
+    process's loss curve; under FSDP2 the frozen MLPs stay bit-for-bit."""
+    data = make_data(tmp_path)
+    args = cli_args(data, *condition)
+    subprocess.run([sys.executable, "-m", "training", "run", "--out", str(tmp_path / "one"), *args], check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
+    torchrun(tmp_path / "two", args, 29533 if parallel == "ddp" else 29534, parallel)
+    record = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert record["world_size"] == 2 and record["parallel"] == parallel
+    assert_same_curve(read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"))
+    if parallel == "fsdp":
+        before = load_file(str(tmp_path / "base" / "model.safetensors"))
+        after = load_file(str(tmp_path / "two" / "checkpoints" / "epoch-002" / "model.safetensors"))
+        changed = {n for n in before if not torch.equal(before[n], after[n])}
+        assert changed and all("self_attn" in n for n in changed)
+
+
+def test_single_process_run_resumes_under_fsdp(tmp_path, monkeypatch):
+    """A run killed after epoch 1 on one process resumes under FSDP2 (weights, optimizer state and RNG carried over)
+    and ends where the uninterrupted run ends."""
+    kw = dict(condition="self_distill", variant="full", epochs=3)
+    straight = run(tmp_path, "straight", **kw)
+    real = T.Trainer._train_epoch
+
+    def killed(self, *a, **k):
+        if a[4] == 3:  # epoch 3
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(T.Trainer, "_train_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "resumed", **kw)
+    data = {"model": str(tmp_path / "base"), **{s: str(tmp_path / f"{s}.jsonl") for s in ("known", "unknown", "held")}}
+    torchrun(tmp_path / "resumed", cli_args(data, "--condition", "self_distill", "--variant", "full", epochs=3), 29535,
+             "fsdp")
+    assert_same_curve(straight, read_metrics(tmp_path / "resumed"))
 
 
 @pytest.mark.slow

@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="fine-tune and write a checkpoint series (SFT, freeze, self_distill, l2)",
                        description="Flags override --config run.toml. Run the same command again to resume; "
-                                   "under torchrun --nproc-per-node N it trains with DDP.")
+                                   "under torchrun --nproc-per-node N it trains with DDP, or with FSDP2 given "
+                                   "--parallel fsdp.")
     p.add_argument("--config", help="TOML file with RunConfig fields")
     p.add_argument("--out", help="run directory")
     p.add_argument("--model", help="checkpoint directory or 'embedded' (default)")
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", action="store_true", default=None, help="probe drift metrics every epoch")
     p.add_argument("--probe-layer", dest="probe_layer", type=int)
     p.add_argument("--device")
+    p.add_argument("--parallel", choices=["auto", "ddp", "fsdp"],
+                   help="under torchrun: ddp (auto) replicates the model, fsdp shards it (FSDP2)")
     p.set_defaults(func=_run)
     return parser
 

@@ -17,8 +17,13 @@ the model after ``snapshot_epoch`` epochs of SFT on D_Known (those are epochs 1.
 i = 0 makes the base model the teacher), or any checkpoint path. Epochs count from the start of the run.
 
 Running the same command again continues after the last complete epoch and ends with the same metrics as an
-uninterrupted run. Under ``torchrun`` the global batch is split over processes (DDP; gloo on CPU, NCCL on GPU) and
-losses are normalised by global counts, so the loss curve equals a single process's.
+uninterrupted run. Under ``torchrun`` the global batch is split over processes (gloo on CPU, NCCL on GPU) and losses
+are normalised by global counts, so the loss curve equals a single process's. ``parallel="ddp"`` (the default under
+torchrun) replicates the model; ``parallel="fsdp"`` shards it with FSDP2 (``fully_shard`` per decoder block and on
+the whole), for models whose weights, gradients and optimizer state do not fit one card. Either way the whole loss,
+LM head included, is one module's forward (``Objective``), so the wrapper's hooks see every use of a weight. Under
+FSDP2 rank 0 evaluates and saves from a full copy of the weights gathered each epoch (inference needs far less
+memory than training).
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from tqdm.auto import tqdm
 from probekit.entities import DEFAULT_PROMPT_FORMAT, read_facts
 from probekit.checkpoints import weights_stamp
 from probekit.errors import ProbekitError
+from probekit.families import family_of
 from probekit.io import write_json
 from probekit.models import EMBEDDED, load_causal_lm, load_tokenizer, resolve_model_path
 
@@ -52,6 +58,7 @@ from .slick import is_correct, qa_text
 from .teacher_cache import build_teacher_cache
 
 CONDITIONS = ("sft", "freeze", "self_distill", "l2")
+RUNTIME = ("device", "parallel", "eval_batch_size")  # how a run computes, not what: free to differ on resume
 EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
 
 
@@ -94,6 +101,7 @@ class RunConfig:
     probe_layer: int | None = None
     prompt_format: str = DEFAULT_PROMPT_FORMAT
     device: str | None = None
+    parallel: str = "auto"  # under torchrun: auto (= ddp) | ddp | fsdp; how the work is split, not what is computed
     cache_dir: str | None = None  # teacher caches; default <out>/../.teacher-cache
 
     def validate(self) -> None:
@@ -109,6 +117,10 @@ class RunConfig:
                                     "(0: the base model is the teacher)")
         if not (self.train or self.known or self.unknown):
             raise ProbekitError("no training data: give --train, or --known / --unknown")
+        if self.parallel not in ("auto", "ddp", "fsdp"):
+            raise ProbekitError(f"parallel must be auto, ddp or fsdp, not {self.parallel!r}")
+        if self.parallel == "fsdp" and self.condition == "l2":
+            raise ProbekitError("l2 is not supported under FSDP2 (its penalty reads whole parameters); use ddp")
         if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
             raise ProbekitError(f"keep must be all, every:K or last:N, not {self.keep!r}")
 
@@ -157,6 +169,7 @@ class Trainer:
         self.precision = precision
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16-mixed"
                          else nullcontext())
+        self._full_copy = None  # FSDP2: rank 0's full copy of the weights for evaluation and saving
 
     # phases: epochs 1..i train the snapshot on D_Known when the teacher recipe applies
     @property
@@ -197,12 +210,12 @@ class Trainer:
             if drop:
                 shutil.rmtree(d)
 
-    def _save_state(self, model, optimizer, epoch: int) -> None:
+    def _save_state(self, model, optimizer_state: dict, epoch: int) -> None:
         tmp = self.out / "state.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp, safe_serialization=True)
-        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+        torch.save({"optimizer": optimizer_state, "rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                    tmp / "optimizer.pt")
         (tmp / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "phase": self.phase(epoch)}))
@@ -212,6 +225,55 @@ class Trainer:
             os.replace(self.out / "state", old)
         os.replace(tmp, self.out / "state")
         shutil.rmtree(old, ignore_errors=True)
+
+    # --- several processes ------------------------------------------------------------------------------------
+
+    @property
+    def fsdp(self) -> bool:
+        return self.world > 1 and self.config.parallel == "fsdp"
+
+    def _wrap(self, model) -> torch.nn.Module:
+        """The Objective over `model`, compiled if asked, wrapped for several processes (DDP or FSDP2)."""
+        objective = Objective(model, self.config.tau, self.config.variant)
+        if self.config.compile:
+            model.base_model.compile()
+        if self.fsdp:
+            from torch.distributed.fsdp import fully_shard
+
+            for block in family_of(model).decoder_layers(model):
+                fully_shard(block)
+            fully_shard(objective)
+        elif self.world > 1:
+            objective = torch.nn.parallel.DistributedDataParallel(
+                objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return objective
+
+    def _optimizer_state(self, model, optimizer) -> dict:
+        """The full optimizer state keyed by parameter name (gathered from the shards under FSDP2; every rank calls)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def _load_optimizer_state(self, model, optimizer, state: dict) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=self.fsdp))
+
+    def _rank0_view(self, model):
+        """What rank 0 evaluates and saves: the model itself, or under FSDP2 a full copy gathered from the shards
+        (every rank takes part; the others get None)."""
+        if not self.fsdp:
+            return model if self.rank == 0 else None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if self.rank != 0:
+            return None
+        if self._full_copy is None:
+            self._full_copy = self._load_model(self.base_path)[0]
+        self._full_copy.load_state_dict(weights)
+        return self._full_copy
 
     def _release_state(self) -> None:
         """After the last epoch: keep only the epoch marker (weights and optimizer are gigabytes, no longer needed)."""
@@ -243,24 +305,7 @@ class Trainer:
 
     # --- one epoch -----------------------------------------------------------------------------------------------
 
-    def _distill_sum(self, model, teacher, cache, batch, hidden, local_examples: int) -> torch.Tensor:
-        c = self.config
-        h = hidden[batch.seq_rows, batch.seq_cols]
-        example = batch.seq_rows
-        if c.variant == "full":  # online teacher, logits chunk by chunk and recomputed in backward
-            with torch.no_grad():
-                th = final_hidden(teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
-            kl = torch.cat([
-                torch.utils.checkpoint.checkpoint(_full_kl, model, teacher, h[s : s + 256], th[s : s + 256], c.tau,
-                                                  use_reentrant=False)
-                for s in range(0, len(h), 256)
-            ])
-            return L.distill_sum_from_kl(kl, example, local_examples, c.tau)
-        ids, t_logp = cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
-        s_logits = head_logits_at(model, h, ids.to(h.device))
-        return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, c.tau)
-
-    def step(self, model, backbone, optimizer, local: list[Example], *, distill: bool = False, l2: bool = False,
+    def step(self, model, objective, optimizer, local: list[Example], *, distill: bool = False, l2: bool = False,
              teacher=None, cache=None, snapshot=None) -> tuple[float, int]:
         """One optimizer step on this process's share of a global batch → (global loss, global tokens)."""
         c = self.config
@@ -268,15 +313,11 @@ class Trainer:
         n_answer = _all_sum(batch.num_answer_tokens)
         n_examples = _all_sum(len(local))
         with self.autocast:
-            hidden = backbone(batch.input_ids, batch.attention_mask)
-            logits = head_logits(model, hidden[batch.answer_rows, batch.answer_cols])
-            task = L.task_loss_sum(logits, batch.targets) / n_answer
-            loss = task
-            reg = torch.zeros((), device=self.device)
-            if distill:
-                reg = self._distill_sum(model, teacher, cache, batch, hidden, len(local)) / n_examples
-                loss = loss + c.lam * reg
-        # DDP averages gradients over processes: scale local sums so the result is the global mean
+            task_sum, reg_sum = objective(batch, len(local), teacher=teacher, cache=cache, distill=distill)
+            task = task_sum / n_answer
+            reg = reg_sum / n_examples
+            loss = task + c.lam * reg if distill else task
+        # DDP and FSDP2 average gradients over processes: scale local sums so the result is the global mean
         loss = loss * self.world
         if l2:
             reg = L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad}, snapshot)
@@ -290,7 +331,7 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return value, int(_all_sum(batch.attention_mask.sum()))
 
-    def _train_epoch(self, model, backbone, optimizer, examples: list[Example], epoch: int, teacher, cache,
+    def _train_epoch(self, model, objective, optimizer, examples: list[Example], epoch: int, teacher, cache,
                      snapshot):
         c = self.config
         model.train()
@@ -302,7 +343,7 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
         for global_batch in bar:
             try:
-                value, n = self.step(model, backbone, optimizer, global_batch[self.rank :: self.world], **kw)
+                value, n = self.step(model, objective, optimizer, global_batch[self.rank :: self.world], **kw)
             except TrainingError as exc:
                 raise TrainingError(f"epoch {epoch}: {exc}") from None
             losses.append(value)
@@ -318,8 +359,10 @@ class Trainer:
         done = self._completed_epoch()
         record = self.out / "run.json"
         if done >= 0 and record.exists():
-            before = {k: v for k, v in json.loads(record.read_text())["config"].items() if k != "device"}
-            now = {k: v for k, v in json.loads(json.dumps(asdict(c), default=str)).items() if k != "device"}
+            defaults = asdict(RunConfig(out=c.out))
+            stored = {**defaults, **json.loads(record.read_text())["config"]}  # fields added since take defaults
+            before = {k: v for k, v in json.loads(json.dumps(stored, default=str)).items() if k not in RUNTIME}
+            now = {k: v for k, v in json.loads(json.dumps(asdict(c), default=str)).items() if k not in RUNTIME}
             if before != now:
                 changed = sorted(k for k in now if before.get(k) != now[k])
                 raise ProbekitError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
@@ -328,49 +371,46 @@ class Trainer:
             return read_metrics(self.out)
         if self.rank == 0:
             self._write_record()
-        model, trainable = self._load_model(self.out / "state" if done >= 0 else self.base_path)
-        optimizer = self._optimizer(list(trainable.values()))
+        model, _ = self._load_model(self.out / "state" if done >= 0 else self.base_path)
+        objective = self._wrap(model)  # FSDP2 swaps parameters for sharded ones: the optimizer comes after
+        optimizer = self._optimizer([p for p in model.parameters() if p.requires_grad])
         if done >= 0:
             state = torch.load(self.out / "state" / "optimizer.pt", weights_only=True)
-            optimizer.load_state_dict(state["optimizer"])
+            self._load_optimizer_state(model, optimizer, state["optimizer"])
             torch.set_rng_state(state["rng"])
             if state["cuda_rng"] is not None:
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
-        backbone = Backbone(model)
-        if c.compile:
-            backbone.compile()
-        if self.world > 1:
-            backbone = torch.nn.parallel.DistributedDataParallel(
-                backbone, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         probe = self._probe() if c.probe and self.rank == 0 else None
         teacher = cache = snapshot = None
         for epoch in range(done + 1, c.epochs + 1):
             phase = self.phase(epoch)
             if phase == "train" and c.condition in ("self_distill", "l2") and teacher is None:
-                teacher, cache, snapshot = self._teacher(model, trainable)
+                teacher, cache, snapshot = self._teacher(model)
             record = {"epoch": epoch, "phase": phase}
             if epoch > 0:
                 examples = self.known_examples if phase == "snapshot" else self.train_examples
                 record["losses"], record["tokens_per_s"] = self._train_epoch(
-                    model, backbone, optimizer, examples, epoch, teacher, cache, snapshot)
+                    model, objective, optimizer, examples, epoch, teacher, cache, snapshot)
                 record["train_loss"] = sum(record["losses"]) / len(record["losses"])
+            view = self._rank0_view(model)  # collective under FSDP2, like the optimizer state below
+            optimizer_state = self._optimizer_state(model, optimizer)
             if self.rank == 0:
-                record["accuracy"], record["correct"] = self.evaluate(model)
-                ckpt = self._save_checkpoint(model, epoch)
+                record["accuracy"], record["correct"] = self.evaluate(view)
+                ckpt = self._save_checkpoint(view, epoch)
                 if self.recipe and epoch == c.snapshot_epoch > 0:
-                    _save_dir(model, self.tokenizer, self.out / "teacher")
+                    _save_dir(view, self.tokenizer, self.out / "teacher")
                 if probe is not None:
                     record["probe"] = probe.metrics(probe.states(ckpt.name, ckpt))
                 self._prune(epoch)
                 _append_jsonl(self.out / "metrics.jsonl", record)
-                self._save_state(model, optimizer, epoch)
+                self._save_state(view, optimizer_state, epoch)
                 print(_summary(record), flush=True)
             _barrier()
         if self.rank == 0:
             self._release_state()
         return read_metrics(self.out)
 
-    def _teacher(self, model, trainable):
+    def _teacher(self, model):
         """The frozen teacher θ_i (model, top-k cache, or parameter snapshot for L2)."""
         c = self.config
         if c.teacher != "recipe":
@@ -418,7 +458,8 @@ class Trainer:
                               "manifest": json.loads(manifest.read_text()) if manifest.exists() else None}
         write_json(self.out / "run.json", {
             "base_model": str(self.base_path.resolve()), "config": asdict(c), "precision": self.precision,
-            "world_size": self.world, "data": data, "versions": {
+            "world_size": self.world, "parallel": "fsdp" if self.fsdp else "ddp" if self.world > 1 else "none",
+            "data": data, "versions": {
                 "python": platform.python_version(), "torch": torch.__version__,
                 "transformers": transformers.__version__},
         })
@@ -430,16 +471,39 @@ def _full_kl(model, teacher, h_student, h_teacher, tau):
     return L.kl_rows(t, head_logits(model, h_student), tau)
 
 
-class Backbone(torch.nn.Module):
-    """The model up to its final norm, as a module: what DDP wraps, so its gradient hooks see every forward.
-    The LM head is applied outside, only where a loss needs logits."""
+class Objective(torch.nn.Module):
+    """One batch's loss terms as a single forward, which DDP or FSDP2 wrap so their hooks see every use of a weight:
+    (task loss summed over answer tokens, distillation KL summed per example as in DESIGN.md or 0). The LM head runs
+    only where a loss needs logits: at answer positions, at the teacher's k ids, or chunk by chunk for full KL."""
 
-    def __init__(self, lm):
+    def __init__(self, lm, tau: float, variant: str):
         super().__init__()
-        self.lm = lm
+        self.lm, self.tau, self.variant = lm, tau, variant
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return final_hidden(self.lm, input_ids, attention_mask)
+    def forward(self, batch, local_examples: int, *, teacher=None, cache=None, distill: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = final_hidden(self.lm, batch.input_ids, batch.attention_mask)  # [B, T, d]
+        logits = head_logits(self.lm, hidden[batch.answer_rows, batch.answer_cols])  # [answer tokens, V]
+        task = L.task_loss_sum(logits, batch.targets)
+        if not distill:
+            return task, torch.zeros((), device=hidden.device)
+        return task, self._distill_sum(teacher, cache, batch, hidden, local_examples)
+
+    def _distill_sum(self, teacher, cache, batch, hidden, local_examples: int) -> torch.Tensor:
+        h = hidden[batch.seq_rows, batch.seq_cols]
+        example = batch.seq_rows
+        if self.variant == "full":  # online teacher, logits chunk by chunk and recomputed in backward
+            with torch.no_grad():
+                th = final_hidden(teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
+            kl = torch.cat([
+                torch.utils.checkpoint.checkpoint(_full_kl, self.lm, teacher, h[s : s + 256], th[s : s + 256],
+                                                  self.tau, use_reentrant=False)
+                for s in range(0, len(h), 256)
+            ])
+            return L.distill_sum_from_kl(kl, example, local_examples, self.tau)
+        ids, t_logp = cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
+        s_logits = head_logits_at(self.lm, h, ids.to(h.device))
+        return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, self.tau)
 
 
 def _save_dir(model, tokenizer, target: Path) -> None:
