@@ -307,8 +307,13 @@ def save_csv(df: pd.DataFrame, name: str, figures_dir: Path) -> Path:
     return path
 
 
+def markdown(df: pd.DataFrame) -> str:
+    """A Markdown table, 3 decimals, missing values as —."""
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".3f", missingval="—")
+
+
 def save_table(df: pd.DataFrame, name: str, figures_dir: Path, title: str) -> Path:
-    text = f"{title}\n\n{df.to_markdown(index=False, floatfmt='.3f')}\n"
+    text = f"{title}\n\n{markdown(df)}\n"
     print(text)
     path = figures_dir / f"{name}.md"
     write_text(path, text)

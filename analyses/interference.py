@@ -27,7 +27,7 @@ from probekit.series import read_states
 from . import fig5
 from .common import (
     Run, Timer, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, prepare_synthetic,
-    profile_from, run_dir, save_csv, standard_runs, synthetic_profile, write_outputs,
+    markdown, profile_from, run_dir, save_csv, standard_runs, synthetic_profile, write_outputs,
 )
 
 NAME = "interference"
@@ -103,8 +103,8 @@ def main(argv=None) -> pd.DataFrame | None:
     top = (facts[facts["forgotten"]].sort_values("similarity", ascending=False).head(args.top)
            [["run", "entity", "answer", "nearest_new", "nearest_new_answer", "similarity"]])
     text = (f"Interference — {note}\n\nDoes similarity to the nearest new entity predict forgetting?\n\n"
-            f"{aucs.to_markdown(index=False, floatfmt='.3f')}\n\nStrongest displacing pairs (forgotten held-out "
-            f"fact, its nearest new entity):\n\n{top.to_markdown(index=False, floatfmt='.3f')}\n")
+            f"{markdown(aucs)}\n\nStrongest displacing pairs (forgotten held-out "
+            f"fact, its nearest new entity):\n\n{markdown(top)}\n")
     print(text)
     write_text(args.figures_dir / f"{NAME}.md", text)
     return aucs
