@@ -3,7 +3,7 @@
 Each point is an SFT run on D_Known ∪ n synthetic P17 facts; ΔD_Held is the drop from peak held-out accuracy during
 training to the last epoch, in percentage points. Scales: the study's 10^3..10^6 in the paper profile.
 
-    python -m analyses.fig4 [--profile quick|paper|micro] [--scales 48,96,192] ...
+    python -m analyses.fig4 [--profile quick|paper|micro] [--scales 32,64,128] ...
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .common import (
 )
 
 NAME = "fig4"
-SCALES = {"paper": (1_000, 10_000, 100_000, 1_000_000), "quick": (48, 96, 192), "micro": (6, 12)}
+SCALES = {"paper": (1_000, 10_000, 100_000, 1_000_000), "quick": (32, 64, 128), "micro": (6, 12)}
 
 
 def planned_runs(profile, data, synthetic: dict) -> list[Run]:

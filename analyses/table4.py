@@ -1,11 +1,13 @@
 """Table 4: forgetting is driven by the key, not the value — ΔD_Held for key type × value type (Appendix E).
 
 SFT on D_Known ∪ n synthetic P17 facts for semantic / UUID keys crossed with real / semantic / UUID country values
-(the study: n = 10^6; the quick profile: its `synthetic` size).
+(the study: n = 10^6; the quick profile: 64, shared with fig4's runs).
 
     python -m analyses.table4 [--profile quick|paper|micro] [--synthetic N] ...
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pandas as pd
 
@@ -15,16 +17,15 @@ from .common import (
 )
 
 NAME = "table4"
+SYNTHETIC = {"paper": 1_000_000, "quick": 64}  # facts per cell; other profiles: their `synthetic`
 CELLS = [(k, v) for k in ("semantic", "uuid") for v in ("real", "semantic", "uuid")]
 
 
 def main(argv=None):
     args = parser(NAME, __doc__).parse_args(argv)
     profile = synthetic_profile(profile_from(args))
-    if args.profile == "paper" and args.synthetic is None:
-        from dataclasses import replace
-
-        profile = replace(profile, synthetic=1_000_000)
+    if args.synthetic is None and args.profile in SYNTHETIC:
+        profile = replace(profile, synthetic=SYNTHETIC[args.profile])
     label = lambda k, v: f"SFT {k} keys {v} values"  # noqa: E731
     if args.dry_run:
         runs = [Run(label(k, v), run_config(profile, {"known": "<known>", "held": "<held>"}, unknown="<synthetic>",
