@@ -33,7 +33,7 @@ from transformers import AutoConfig
 
 from probekit.capture import Prober
 from probekit.checkpoints import find_checkpoints, weights_stamp
-from probekit.entities import Fact, read_facts
+from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
 from probekit.errors import ProbekitError
 from probekit.families import check_layer, default_layer
 from probekit.io import atomic_path
@@ -123,7 +123,7 @@ def main(argv=None) -> pd.DataFrame | None:
         tokenizer = load_tokenizer(base)
         config = AutoConfig.from_pretrained(base)
         layer = check_layer(config, profile.layer or default_layer(config))
-        fmt = runs["SFT"].config.get("prompt_format", "Q: {question}\nA:")
+        fmt = runs["SFT"].config.get("prompt_format", DEFAULT_PROMPT_FORMAT)
         cache = args.runs_dir / "recall"
         theta0 = layer_states(base, tokenizer, pool + held, fmt, cache / f"base-{_stamp(base)}.safetensors")
         C = {r: p.C for r, p in fit_probes(theta0[layer - 1, : len(pool)], pool).items()}  # CV at layer l
@@ -136,7 +136,7 @@ def main(argv=None) -> pd.DataFrame | None:
             folder = run_dir(runs[label], args.runs_dir)
             rows += _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted, layer)
             rows += _over_layers(label, folder, metrics[label], fixed, C, pool, held, counted, tokenizer, fmt,
-                                 base, theta0)
+                                 theta0)
     df = pd.DataFrame(rows)
     fig = _plot(df, layer, caption(profile, f"{int(counted.sum())} held-out facts, probe on {len(pool)} questions"))
     write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
@@ -175,7 +175,7 @@ def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> list[d
     return rows
 
 
-def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenizer, fmt, base, theta0) -> list[dict]:
+def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenizer, fmt, theta0) -> list[dict]:
     """Every layer on θ0 and on each checkpoint kept on disk: the fixed probe and a refitted one."""
     rows = []
     by_epoch = {m["epoch"]: m for m in metrics}
