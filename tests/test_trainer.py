@@ -215,3 +215,15 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
 
     rd = pd.read_csv(tmp_path / "probes" / "probes.csv").query("metric == 'RD'").set_index("index")["value"]
     assert list(rd.index) == [0, 1, 2, 3] and rd[0] == pytest.approx(0, abs=1e-6) and rd[3] > 0
+
+
+def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):
+    """torch.distributed.checkpoint fills an empty optimizer state with a zero-gradient step; that step must not
+    happen, or every later Adam update is bias-corrected as if one step more had been taken."""
+    trainer = Trainer(RunConfig(**make_data(tmp_path), out=str(tmp_path / "run"), batch_size=4))
+    model, _ = trainer._load_model(trainer.base_path)
+    optimizer = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
+    assert trainer._optimizer_state(model, optimizer) is None and not optimizer.state
+    trainer.step(model, trainer._wrap(model), optimizer, trainer.train_examples[:4])
+    state = trainer._optimizer_state(model, optimizer)["state"]
+    assert {float(s["step"]) for s in state.values()} == {1.0}

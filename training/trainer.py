@@ -210,7 +210,7 @@ class Trainer:
             if drop:
                 shutil.rmtree(d)
 
-    def _save_state(self, model, optimizer_state: dict, epoch: int) -> None:
+    def _save_state(self, model, optimizer_state: dict | None, epoch: int) -> None:
         tmp = self.out / "state.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -248,17 +248,22 @@ class Trainer:
                 objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return objective
 
-    def _optimizer_state(self, model, optimizer) -> dict:
-        """The full optimizer state keyed by parameter name (gathered from the shards under FSDP2; every rank calls)."""
+    def _optimizer_state(self, model, optimizer) -> dict | None:
+        """The full optimizer state keyed by parameter name (gathered from the shards under FSDP2; every rank calls);
+        None before the first step. (torch.distributed.checkpoint fills an empty state by stepping with zero
+        gradients, which would count as an Adam step and change every later update.)"""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
+        if not optimizer.state:
+            return None
         return get_optimizer_state_dict(model, optimizer,
                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-    def _load_optimizer_state(self, model, optimizer, state: dict) -> None:
+    def _load_optimizer_state(self, model, optimizer, state: dict | None) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=self.fsdp))
+        if state is not None:
+            set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=self.fsdp))
 
     def _rank0_view(self, model):
         """What rank 0 evaluates and saves: the model itself, or under FSDP2 a full copy gathered from the shards
