@@ -37,6 +37,7 @@ from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
 from probekit.errors import ProbekitError
 from probekit.families import check_layer, default_layer
 from probekit.io import atomic_path
+from probekit.interference import forgotten_facts, peak_epoch
 from probekit.linear_probe import AnswerProbe, fit_answer_probe, recall_shares
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 from probekit.series import read_states
@@ -144,7 +145,8 @@ def main(argv=None) -> pd.DataFrame | None:
     last = last[last["epoch"] == last.groupby("run")["epoch"].transform("max")]
     for _, r in last.iterrows():
         print(f"{r['run']}: epoch {r['epoch']}, layer {layer}: stored but not recalled {r['stored_not_recalled']:.3f} "
-              f"(probe {r['probe_accuracy']:.3f}, model {r['model_accuracy']:.3f}, n={r['n']})")
+              f"(probe {r['probe_accuracy']:.3f}, model {r['model_accuracy']:.3f}, n={r['n']}); of the "
+              f"{r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
     return df
 
 
@@ -152,9 +154,17 @@ def _stamp(path: Path) -> str:
     return hashlib.sha256(json.dumps(weights_stamp(path)).encode()).hexdigest()[:12]
 
 
-def _row(scope, label, epoch, layer, variant, probe_ok, model_ok) -> dict:
+def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> dict:
+    """One CSV row; `forgotten` [n] marks the facts the run forgot (right at its peak epoch, wrong at the last):
+    forgotten_stored is the share of those the probe still reads."""
     return {"scope": scope, "run": label, "epoch": epoch, "layer": layer, "variant": variant, "n": int(len(probe_ok)),
-            **recall_shares(probe_ok, model_ok)}
+            **recall_shares(probe_ok, model_ok), "forgotten": int(forgotten.sum()),
+            "forgotten_stored": float(probe_ok[forgotten].mean()) if forgotten.any() else float("nan")}
+
+
+def _forgotten(metrics: list[dict], counted: np.ndarray) -> np.ndarray:
+    correct = np.stack([_model_correct(m, counted) for m in metrics])  # [E, n]
+    return forgotten_facts(correct, peak_epoch(correct))[1]
 
 
 def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
@@ -167,17 +177,17 @@ def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
 
 def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> list[dict]:
     """The fixed layer-l probe at every epoch, on the run's cached probe states."""
-    rows = []
+    rows, forgotten = [], _forgotten(metrics, counted)
     for m in metrics:
         states = read_states(folder / "probes", f"epoch-{m['epoch']:03d}")["held_states"][: len(held)]
         probe_ok = probe_correct(probes, states, held)[counted]
-        rows.append(_row("epochs", label, m["epoch"], layer, "fixed", probe_ok, _model_correct(m, counted)))
+        rows.append(_row("epochs", label, m["epoch"], layer, "fixed", probe_ok, _model_correct(m, counted), forgotten))
     return rows
 
 
 def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenizer, fmt, theta0) -> list[dict]:
     """Every layer on θ0 and on each checkpoint kept on disk: the fixed probe and a refitted one."""
-    rows = []
+    rows, forgotten = [], _forgotten(metrics, counted)
     by_epoch = {m["epoch"]: m for m in metrics}
     for ckpt in find_checkpoints(folder):
         if ckpt.index not in by_epoch:
@@ -188,10 +198,10 @@ def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenize
         for i, s in enumerate(states):
             held_states = s[len(pool):]
             rows.append(_row("layers", label, ckpt.index, i + 1, "fixed",
-                             probe_correct(fixed[i], held_states, held)[counted], model_ok))
+                             probe_correct(fixed[i], held_states, held)[counted], model_ok, forgotten))
             refit = fixed[i] if ckpt.index == 0 else fit_probes(s[: len(pool)], pool, C)
             rows.append(_row("layers", label, ckpt.index, i + 1, "refit",
-                             probe_correct(refit, held_states, held)[counted], model_ok))
+                             probe_correct(refit, held_states, held)[counted], model_ok, forgotten))
     return rows
 
 
