@@ -14,7 +14,8 @@ read-out has gone stale; when both fail, it is gone from that layer.
 
     python -m analyses.recall [--profile quick|paper|micro] [--pool N] ...
 
-Writes figures/recall.{png,pdf,csv}.
+Writes figures/recall.{png,pdf,csv} (shares per run, epoch, layer and probe variant) and recall_facts.csv (per run,
+epoch and held-out fact: model correct, layer-l probe correct, forgotten by the end).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from training.entityquestions import load_relation
 
 from .common import (
     Timer, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from, run_dir,
-    standard_runs, write_outputs,
+    save_csv, standard_runs, write_outputs,
 )
 
 NAME = "recall"
@@ -132,15 +133,17 @@ def main(argv=None) -> pd.DataFrame | None:
         counted = answerable(fixed[layer - 1], held)
         if not counted.any():
             raise ProbekitError(f"no held-out fact's answer is among the probe's answers; raise --pool ({n_pool})")
-        rows = []
+        rows, facts = [], []
         for label in LABELS:
             folder = run_dir(runs[label], args.runs_dir)
-            rows += _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted, layer)
+            summary, per_fact = _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted, layer)
+            rows, facts = rows + summary, facts + per_fact
             rows += _over_layers(label, folder, metrics[label], fixed, C, pool, held, counted, tokenizer, fmt,
                                  theta0)
     df = pd.DataFrame(rows)
     fig = _plot(df, layer, caption(profile, f"{int(counted.sum())} held-out facts, probe on {len(pool)} questions"))
     write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
+    save_csv(pd.DataFrame(facts), f"{NAME}_facts", args.figures_dir)
     last = df[df["scope"] == "epochs"]
     last = last[last["epoch"] == last.groupby("run")["epoch"].transform("max")]
     for _, r in last.iterrows():
@@ -175,14 +178,17 @@ def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
     return np.array([b == "1" for b in bits], bool)[counted]
 
 
-def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> list[dict]:
-    """The fixed layer-l probe at every epoch, on the run's cached probe states."""
-    rows, forgotten = [], _forgotten(metrics, counted)
+def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> tuple[list[dict], list[dict]]:
+    """The fixed layer-l probe at every epoch, on the run's cached probe states → (summary rows, per-fact rows)."""
+    rows, facts, forgotten = [], [], _forgotten(metrics, counted)
+    kept = [f for f, c in zip(held, counted) if c]
     for m in metrics:
         states = read_states(folder / "probes", f"epoch-{m['epoch']:03d}")["held_states"][: len(held)]
-        probe_ok = probe_correct(probes, states, held)[counted]
-        rows.append(_row("epochs", label, m["epoch"], layer, "fixed", probe_ok, _model_correct(m, counted), forgotten))
-    return rows
+        probe_ok, model_ok = probe_correct(probes, states, held)[counted], _model_correct(m, counted)
+        rows.append(_row("epochs", label, m["epoch"], layer, "fixed", probe_ok, model_ok, forgotten))
+        facts += [{"run": label, "epoch": m["epoch"], "entity": f.entity, "answer": f.answer, "model_correct": mo,
+                   "probe_correct": po, "forgotten": fo} for f, mo, po, fo in zip(kept, model_ok, probe_ok, forgotten)]
+    return rows, facts
 
 
 def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenizer, fmt, theta0) -> list[dict]:
