@@ -31,7 +31,8 @@ def planned_runs(profile, data) -> list[tuple[str, float, Run]]:
         for v in values:
             kw = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau, param: v}
             out.append((param, v, Run(f"Self-distillation {param}={v}",
-                                      run_config(profile, data, condition="self_distill", variant="full", **kw))))
+                                      run_config(profile, data, condition="self_distill", variant="full",
+                                                 probe=True, **kw))))  # probe: the default run is fig3's
     return out
 
 
