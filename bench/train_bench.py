@@ -87,11 +87,11 @@ def main() -> None:
     cfg = RunConfig(out=str(work / "run"), model=str(model_dir), train=str(data), condition="self_distill",
                     teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device)
     trainer = Trainer(cfg)
-    model, trainable = trainer._load_model(model_dir)
+    model = trainer._load_model(model_dir)
     _, cache, _ = trainer._teacher(model)
-    teacher = trainer._load_model(model_dir)[0].eval().requires_grad_(False)
+    teacher = trainer._load_model(model_dir).eval().requires_grad_(False)
     objectives = {v: Objective(model, cfg.tau, v) for v in ("topk", "full")}
-    ours_opt = trainer._optimizer(list(trainable.values()))
+    ours_opt = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
     base_opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
                                                                                                     enabled=False)

@@ -221,7 +221,7 @@ def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):
     """torch.distributed.checkpoint fills an empty optimizer state with a zero-gradient step; that step must not
     happen, or every later Adam update is bias-corrected as if one step more had been taken."""
     trainer = Trainer(RunConfig(**make_data(tmp_path), out=str(tmp_path / "run"), batch_size=4))
-    model, _ = trainer._load_model(trainer.base_path)
+    model = trainer._load_model(trainer.base_path)
     optimizer = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
     assert trainer._optimizer_state(model, optimizer) is None and not optimizer.state
     trainer.step(model, trainer._wrap(model), optimizer, trainer.train_examples[:4])

@@ -183,11 +183,12 @@ class Trainer:
 
     # --- model, optimizer, state ---------------------------------------------------------------------------------
 
-    def _load_model(self, path: Path):
+    def _load_model(self, path: Path) -> torch.nn.Module:
+        """The model at `path` in the run's dtype and device, with only the trainable groups requiring grad."""
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         model = load_causal_lm(path, dtype=dtype, device=self.device)
-        trainable = set_trainable(model, self.config.trainable if self.config.condition == "freeze" else ["all"])
-        return model, trainable
+        set_trainable(model, self.config.trainable if self.config.condition == "freeze" else ["all"])
+        return model
 
     def _optimizer(self, params) -> torch.optim.Optimizer:
         fused = self.device.type == "cuda"
@@ -276,7 +277,7 @@ class Trainer:
         if self.rank != 0:
             return None
         if self._full_copy is None:
-            self._full_copy = self._load_model(self.base_path)[0]
+            self._full_copy = self._load_model(self.base_path)
         self._full_copy.load_state_dict(weights)
         return self._full_copy
 
@@ -376,7 +377,7 @@ class Trainer:
             return read_metrics(self.out)
         if self.rank == 0:
             self._write_record()
-        model, _ = self._load_model(self.out / "state" if done >= 0 else self.base_path)
+        model = self._load_model(self.out / "state" if done >= 0 else self.base_path)
         objective = self._wrap(model)  # FSDP2 swaps parameters for sharded ones: the optimizer comes after
         optimizer = self._optimizer([p for p in model.parameters() if p.requires_grad])
         if done >= 0:
