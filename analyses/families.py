@@ -19,7 +19,7 @@ from probekit.errors import ProbekitError
 from probekit.models import resolve_model_path
 
 from .common import (
-    Timer, caption, dry_run, ensure_run, model_name, parser, prepare_splits, prepare_synthetic, probe_frame,
+    Timer, dry_run, ensure_run, forgetting, model_name, parser, prepare_splits, prepare_synthetic, probe_frame,
     profile_from, synthetic_profile, write_outputs,
 )
 from .fig5 import planned_runs
@@ -41,7 +41,7 @@ def main(argv=None):
             runs = planned_runs(p, {"known": "<known>", "held": "<held>"}, {"semantic": "<s>", "uuid": "<u>"})
             dry_run(NAME, p, [r for r in runs if r.label in LABELS])
         return None
-    frames = []
+    frames, forgot = [], []
     with Timer() as timer:
         for m in models:
             profile = replace(base, model=m)
@@ -54,8 +54,9 @@ def main(argv=None):
             synthetic = {"semantic": prepare_synthetic(profile, args.runs_dir, "semantic"), "uuid": ""}
             for run in planned_runs(profile, data, synthetic):
                 if run.label in LABELS:
-                    frame = probe_frame(run.label, ensure_run(run, args.runs_dir))
-                    frames.append(frame.assign(model=model_name(profile)))
+                    metrics = ensure_run(run, args.runs_dir)
+                    frames.append(probe_frame(run.label, metrics).assign(model=model_name(profile)))
+                    forgot.append(f"{model_name(profile)}, {run.label}: ΔD_Held {forgetting(metrics):.1f} pp")
     if not frames:
         raise SystemExit("no model could be run")
     df = pd.concat(frames, ignore_index=True).rename(columns={"run": "condition"})
@@ -66,12 +67,15 @@ def main(argv=None):
         sns.lineplot(data=sub, x="epoch", y="value", hue="model", style="condition", marker="o", ax=ax,
                      legend=ax is axes.flat[0])
         ax.set_title(metric)
-    fig.text(0.5, -0.01, caption(base, "each model at its middle layer"), ha="center", fontsize=8)
+    names = ", ".join(dict.fromkeys(df["model"]))
+    fig.text(0.5, -0.01, f"{names} (not the study's Qwen2.5-1.5B), profile {base.name}, each model at its middle layer",
+             ha="center", fontsize=8)
     fig.tight_layout()
     write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
     last = df[df["epoch"] == df.groupby("model")["epoch"].transform("max")]
     print(last.pivot_table(index=["model", "condition"], columns="metric", values="value").to_string(
         float_format="{:.4f}".format))
+    print("\n".join(forgot))
     return df
 
 
