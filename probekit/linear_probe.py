@@ -111,4 +111,4 @@ def _cv_score(x: np.ndarray, y: np.ndarray, C: float, splitter, max_iter: int) -
 
 
 def _numpy(states: torch.Tensor | np.ndarray) -> np.ndarray:
-    return states.float().numpy() if isinstance(states, torch.Tensor) else np.asarray(states, dtype=np.float32)
+    return states.detach().float().cpu().numpy() if isinstance(states, torch.Tensor) else np.asarray(states, np.float32)
