@@ -19,9 +19,11 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from probekit.entities import fact_to_record
+from probekit.errors import ProbekitError
 from probekit.io import atomic_path, write_jsonl, write_text
 from probekit.models import EMBEDDED, EMBEDDED_NAME, load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
@@ -331,6 +333,15 @@ def probe_frame(label: str, metrics: list[dict]) -> pd.DataFrame:
     rows = [{"run": label, "epoch": m["epoch"], "metric": k, "value": v}
             for m in metrics for k, v in m.get("probe", {}).items()]
     return pd.DataFrame(rows)
+
+
+def correct_matrix(metrics: list[dict], split: str = "held") -> np.ndarray:
+    """[epochs, facts] bool: each fact's greedy correctness per epoch, from metrics.jsonl's per-fact record."""
+    bits = [m.get("correct", {}).get(split) for m in metrics]
+    if any(b is None for b in bits):
+        raise ProbekitError("this run predates per-fact correctness in metrics.jsonl; delete its folder to train it "
+                            "again")
+    return np.array([[c == "1" for c in b] for b in bits], bool)
 
 
 def forgetting(metrics: list[dict], split: str = "held") -> float:

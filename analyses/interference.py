@@ -19,15 +19,14 @@ import pandas as pd
 import seaborn as sns
 
 from probekit.entities import read_facts
-from probekit.errors import ProbekitError
 from probekit.interference import forgotten_facts, nearest_new, peak_epoch, permutation_auc
 from probekit.io import write_text
 from probekit.series import read_states
 
 from . import fig5
 from .common import (
-    Run, Timer, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, prepare_synthetic,
-    markdown, profile_from, run_dir, save_csv, standard_runs, synthetic_profile, write_outputs,
+    Run, Timer, caption, correct_matrix, dry_run, ensure_run, parser, placeholder_data, prepare_splits,
+    prepare_synthetic, markdown, profile_from, run_dir, save_csv, standard_runs, synthetic_profile, write_outputs,
 )
 
 NAME = "interference"
@@ -48,10 +47,7 @@ def fact_table(kind: str, run: Run, folder, metrics: list[dict]) -> pd.DataFrame
     held = read_facts(run.config["held"])
     new = read_facts(run.config["unknown"])
     base = read_states(folder / "probes", "_base")
-    bits = [m.get("correct", {}).get("held") for m in metrics]
-    if any(b is None for b in bits):
-        raise ProbekitError(f"{folder.name} predates per-fact correctness in metrics.jsonl; delete it to train again")
-    correct = np.array([[b == "1" for b in bits_e] for bits_e in bits])  # [E, N]
+    correct = correct_matrix(metrics)  # [E, N]
     n = correct.shape[1]
     sims, idx = nearest_new(base["held_states"][:n], base["unk_states"])
     peak = peak_epoch(correct)

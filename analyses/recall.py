@@ -45,7 +45,8 @@ from probekit.series import read_states
 from training.entityquestions import load_relation
 
 from .common import (
-    Timer, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from, run_dir,
+    Timer, caption, correct_matrix, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from,
+    run_dir,
     save_csv, standard_runs, write_outputs,
 )
 
@@ -166,16 +167,12 @@ def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> 
 
 
 def _forgotten(metrics: list[dict], counted: np.ndarray) -> np.ndarray:
-    correct = np.stack([_model_correct(m, counted) for m in metrics])  # [E, n]
+    correct = correct_matrix(metrics)[:, counted]  # [E, n]
     return forgotten_facts(correct, peak_epoch(correct))[1]
 
 
 def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
-    bits = record.get("correct", {}).get("held")
-    if bits is None:
-        raise ProbekitError("this run predates per-fact correctness in metrics.jsonl; delete its folder to train it "
-                            "again")
-    return np.array([b == "1" for b in bits], bool)[counted]
+    return correct_matrix([record])[0][counted]
 
 
 def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> tuple[list[dict], list[dict]]:
