@@ -2,13 +2,15 @@
 
     python bench/train_bench.py                        # embedded SmolLM2-135M on CPU, fp32
     python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-size 64     # random-weight Qwen2.5-1.5B
+    python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-size 64 --precision bf16 --compile
 
-Baseline: a plain loop — HF model called with ``labels`` (full-vocabulary logits at every position), AMP autocast on
-GPU, ``torch.optim.AdamW``; its distillation step adds an online teacher and a full-vocabulary KL at every
+Baseline: a plain loop over its own copy of the model — HF model called with ``labels`` (full-vocabulary logits at
+every position), ``torch.optim.AdamW``, the same precision as ours (``auto`` on GPU: fp32 weights with bf16
+autocast; ``bf16``: bf16 weights); its distillation step adds an online teacher and a full-vocabulary KL at every
 non-padded position. Ours: ``training.trainer.Trainer.step`` — LM head only at answer positions, fused AdamW on
-GPU, top-k distillation against the cached teacher (k logits per position), or full distillation chunked.
-Reports tokens/s (non-padded tokens), ratios, and on GPU the model FLOPs utilisation (6·N·tokens/s over the card's
-dense bf16 peak).
+GPU, optionally ``torch.compile``, top-k distillation against the cached teacher (k logits per position), or full
+distillation chunked. Reports tokens/s (non-padded tokens), ratios, and on GPU the model FLOPs utilisation
+(6·N·tokens/s over the card's dense bf16 peak, N = every parameter, the tied embedding once).
 """
 from __future__ import annotations
 
@@ -62,6 +64,26 @@ def baseline_step(model, teacher, optimizer, batch, device, tau, distill, amp):
     optimizer.zero_grad(set_to_none=True)
 
 
+def write_profile(path, fns, device) -> None:
+    """torch.profiler tables (top operators by device and by CPU self time) of one call of each function."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    parts = []
+    for name, fn in fns.items():
+        sync(device)
+        start = time.perf_counter()
+        with profile(activities=activities) as prof:
+            fn()
+            sync(device)
+        wall = time.perf_counter() - start
+        events = prof.key_averages()
+        parts.append(f"## {name}: {wall * 1e3:.1f} ms wall under the profiler\n")
+        keys = (["self_device_time_total"] if device.type == "cuda" else []) + ["self_cpu_time_total"]
+        parts += [f"### by {k}\n{events.table(sort_by=k, row_limit=20)}\n" for k in keys]
+    Path(path).write_text("\n".join(parts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=["embedded", "qwen2.5-1.5b"], default="embedded")
@@ -69,6 +91,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16-mixed", "bf16"])
+    ap.add_argument("--compile", action="store_true", help="torch.compile our model (the baseline stays eager)")
+    ap.add_argument("--layers", type=int, help="override the layer count (a quick smoke test of --arch)")
+    ap.add_argument("--profile", metavar="PATH",
+                    help="also profile one round of ours and the baseline's SFT steps; write the tables here")
     ap.add_argument("--out")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -79,22 +106,26 @@ def main() -> None:
         from transformers import AutoModelForCausalLM, Qwen2Config
 
         model_dir = work / "qwen"
-        AutoModelForCausalLM.from_config(Qwen2Config(**QWEN25_1_5B)).save_pretrained(model_dir)
+        config = Qwen2Config(**{**QWEN25_1_5B, **({"num_hidden_layers": args.layers} if args.layers else {})})
+        AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
         load_tokenizer("embedded").save_pretrained(model_dir)
     facts = random.Random(0).sample(load_relation("P17", "train"), args.batch_size * args.steps)
     data = work / "train.jsonl"
     data.write_text("".join(json.dumps(fact_to_record(f)) + "\n" for f in facts))
     cfg = RunConfig(out=str(work / "run"), model=str(model_dir), train=str(data), condition="self_distill",
-                    teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device)
+                    teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device,
+                    precision=args.precision, compile=args.compile)
     trainer = Trainer(cfg)
     model = trainer._load_model(model_dir)
     _, cache, _ = trainer._teacher(model)
     teacher = trainer._load_model(model_dir).eval().requires_grad_(False)
+    base_model = trainer._load_model(model_dir)  # the baseline's own copy: compiling ours must not speed it up
     objectives = {v: Objective(model, cfg.tau, v) for v in ("topk", "full")}
+    if args.compile:
+        model.base_model.compile()
     ours_opt = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
-    base_opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
-                                                                                                    enabled=False)
+    base_opt = torch.optim.AdamW(base_model.parameters(), lr=cfg.lr)
+    amp = trainer.autocast
     batches = [trainer.train_examples[s : s + args.batch_size]
                for s in range(0, len(trainer.train_examples), args.batch_size)]
     tokens = sum(len(e.input_ids) for b in batches for e in b)
@@ -106,7 +137,7 @@ def main() -> None:
 
     def base(kind):
         for b in batches:
-            baseline_step(model, teacher, base_opt, collate(b, trainer.pad_id).to(device), device, cfg.tau,
+            baseline_step(base_model, teacher, base_opt, collate(b, trainer.pad_id).to(device), device, cfg.tau,
                           kind != "sft", amp)
 
     runs = {k: [] for k in ("baseline_sft", "ours_sft", "ours_distill_topk", "ours_distill_full",
@@ -115,6 +146,7 @@ def main() -> None:
            "ours_distill_topk": lambda: ours("distill_topk"), "ours_distill_full": lambda: ours("distill_full"),
            "baseline_distill_full": lambda: base("distill_full")}
     model.train()
+    base_model.train()
     for fn in fns.values():  # warm-up
         fn()
     for _ in range(args.rounds):
@@ -126,8 +158,11 @@ def main() -> None:
             runs[name].append(tokens / (time.perf_counter() - t))
     tps = {k: statistics.median(v) for k, v in runs.items()}
     result = {
-        "arch": args.arch, "device": args.device, "batch_size": args.batch_size, "steps_per_round": len(batches),
-        "tokens_per_step": tokens / len(batches), "tokens_per_s_median": tps, "tokens_per_s_all": runs,
+        "arch": args.arch, "layers": model.config.num_hidden_layers, "device": args.device,
+        "precision": trainer.precision, "compile": args.compile, "batch_size": args.batch_size,
+        "steps_per_round": len(batches), "tokens_per_step": tokens / len(batches),
+        "padded_tokens_per_step": statistics.mean(len(b) * max(len(e.input_ids) for e in b) for b in batches),
+        "tokens_per_s_median": tps, "tokens_per_s_all": runs,
         "ours_sft_vs_baseline_sft": tps["ours_sft"] / tps["baseline_sft"],
         "ours_topk_step_cost_vs_ours_sft": tps["ours_sft"] / tps["ours_distill_topk"],
         "ours_full_step_cost_vs_ours_sft": tps["ours_sft"] / tps["ours_distill_full"],
@@ -142,6 +177,8 @@ def main() -> None:
         if peak:
             result["mfu"] = {k: 6 * n_params * v / peak for k, v in tps.items()}
     print(json.dumps(result, indent=2))
+    if args.profile:
+        write_profile(args.profile, {k: fns[k] for k in ("ours_sft", "baseline_sft")}, device)
     if args.out:
         write_json(args.out, result)
 
