@@ -28,8 +28,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from transformers import AutoConfig
 
 from probekit.capture import Prober
@@ -37,7 +35,7 @@ from probekit.checkpoints import find_checkpoints, weights_stamp
 from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
 from probekit.errors import ProbekitError
 from probekit.families import check_layer, default_layer
-from probekit.io import atomic_path
+from probekit.io import read_tensors, write_tensors
 from probekit.interference import forgotten_facts, peak_epoch
 from probekit.linear_probe import AnswerProbe, fit_answer_probe, recall_shares
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
@@ -69,14 +67,11 @@ def layer_states(path: Path, tokenizer, facts: list[Fact], prompt_format: str, c
     """Entity states of `facts` at every layer of the model at `path` → [L, N, d], cached in `cache`."""
     key = hashlib.sha256(json.dumps([str(path.resolve()), weights_stamp(path), prompt_format,
                                      [[f.question, f.entity_span] for f in facts]]).encode()).hexdigest()
-    if cache.is_file():
-        with safe_open(cache, "pt") as fh:
-            if (fh.metadata() or {}).get("key") == key:
-                return fh.get_tensor("states")
+    if (hit := read_tensors(cache, key)) is not None:
+        return hit["states"]
     model = load_causal_lm(path)
     states = Prober(model, tokenizer, prompt_format=prompt_format).capture_layers(facts, progress=f"{path.name} layers")
-    with atomic_path(cache) as tmp:
-        save_file({"states": states.contiguous()}, str(tmp), metadata={"key": key})
+    write_tensors(cache, {"states": states}, key)
     return states
 
 

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
@@ -33,7 +31,7 @@ from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_bas
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record, locate_entities
 from .errors import ProbekitError
 from .families import check_layer, default_layer
-from .io import atomic_path, write_json
+from .io import atomic_path, read_tensors, write_json, write_tensors
 from .models import check_weights, load_causal_lm, load_tokenizer
 
 BASE_NAME = "_base"
@@ -104,19 +102,10 @@ class SeriesProbe:
     def _state_file(self, name: str) -> Path:
         return self.out / "states" / f"{name}.safetensors"
 
-    def _cached(self, name: str, key: str) -> dict[str, torch.Tensor] | None:
-        f = self._state_file(name)
-        if not f.is_file():
-            return None
-        with safe_open(f, "pt") as fh:
-            if (fh.metadata() or {}).get("key") != key:
-                return None
-            return {k: fh.get_tensor(k) for k in fh.keys()}
-
     def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:
         """The captured tensors of one model, from cache or by running it (then cached atomically)."""
         key = self._key(path)
-        if (hit := self._cached(name, key)) is not None:
+        if (hit := read_tensors(self._state_file(name), key)) is not None:
             return hit
         c = self.config
         model = load_causal_lm(path, dtype=c.dtype, device=c.device, allow_pickle=c.allow_pickle)
@@ -134,8 +123,7 @@ class SeriesProbe:
         if self.new is not None:
             out["new_states"] = prober.capture(self.new, progress=desc and f"{desc} new").states
         del prober, model
-        with atomic_path(self._state_file(name)) as tmp:
-            save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata={"key": key, "model": str(path)})
+        write_tensors(self._state_file(name), out, key, model=str(path))
         return out
 
     def base_states(self) -> dict[str, torch.Tensor]:
@@ -165,11 +153,10 @@ class SeriesProbe:
 def read_states(probe_dir: str | Path, name: str) -> dict[str, torch.Tensor]:
     """The tensors a series probe cached for one model (``_base`` for θ0, else the checkpoint's name, e.g.
     ``epoch-003``): held_states [N, d], and where probed unk_states [U, d], new_states [M, d], top-k tensors."""
-    f = Path(probe_dir) / "states" / f"{name}.safetensors"
-    if not f.is_file():
+    states = read_tensors(Path(probe_dir) / "states" / f"{name}.safetensors")
+    if states is None:
         raise ProbekitError(f"no cached probe states for {name} in {probe_dir} (was the run probed?)")
-    with safe_open(f, "pt") as fh:
-        return {k: fh.get_tensor(k) for k in fh.keys()}
+    return states
 
 
 def _versions() -> dict:

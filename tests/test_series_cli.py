@@ -181,3 +181,16 @@ def test_embedded_two_checkpoint_series_from_cli(embedded, tmp_path, capsys):
     assert rd[0] == pytest.approx(0, abs=1e-6)
     assert rd[1] > 1e-4
     assert (df["layer"] == 15).all()
+
+
+def test_tensor_cache_is_keyed_and_atomic(tmp_path):
+    from probekit.io import read_tensors, write_tensors
+
+    f = tmp_path / "c" / "x.safetensors"
+    assert read_tensors(f, "k") is None
+    t = {"a": torch.arange(6.0).reshape(2, 3).t(), "b": torch.ones(2, dtype=torch.long)}  # a non-contiguous view
+    write_tensors(f, t, "k", model="m")
+    back = read_tensors(f, "k")
+    assert set(back) == {"a", "b"} and torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
+    assert read_tensors(f, "other") is None and read_tensors(f) is not None
+    assert [p.name for p in f.parent.iterdir()] == ["x.safetensors"]  # no temporary left behind
