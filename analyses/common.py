@@ -275,9 +275,12 @@ def dry_run(name: str, profile: Profile, runs: list[Run]) -> None:
 
 # --- output --------------------------------------------------------------------------------------------------------
 
-def caption(profile: Profile, extra: str = "") -> str:
-    note = "" if "qwen2.5-1.5b" in model_name(profile).lower() else " (not the study's Qwen2.5-1.5B)"
-    return f"{model_name(profile)}{note}, profile {profile.name}{', ' + extra if extra else ''}"
+def caption(profile: Profile, extra: str = "", models: list[str] | None = None) -> str:
+    """The figure's model(s) (default: the profile's), flagged unless all are the study's, its profile, `extra`."""
+    models = models or [model_name(profile)]
+    study = all("qwen2.5-1.5b" in m.lower() for m in models)
+    note = "" if study else " (not the study's Qwen2.5-1.5B)"
+    return f"{', '.join(models)}{note}, profile {profile.name}{', ' + extra if extra else ''}"
 
 
 def save_figure(fig, name: str, figures_dir: Path) -> list[Path]:

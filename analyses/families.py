@@ -19,7 +19,7 @@ from probekit.errors import ProbekitError
 from probekit.models import resolve_model_path
 
 from .common import (
-    Timer, dry_run, ensure_run, forgetting, model_name, parser, prepare_splits, prepare_synthetic, probe_frame,
+    Timer, caption, dry_run, ensure_run, forgetting, model_name, parser, prepare_splits, prepare_synthetic, probe_frame,
     profile_from, synthetic_profile, write_outputs,
 )
 from .fig5 import planned_runs
@@ -67,8 +67,7 @@ def main(argv=None):
         sns.lineplot(data=sub, x="epoch", y="value", hue="model", style="condition", marker="o", ax=ax,
                      legend=ax is axes.flat[0])
         ax.set_title(metric)
-    names = ", ".join(dict.fromkeys(df["model"]))
-    fig.text(0.5, -0.01, f"{names} (not the study's Qwen2.5-1.5B), profile {base.name}, each model at its middle layer",
+    fig.text(0.5, -0.01, caption(base, "each model at its middle layer", list(dict.fromkeys(df["model"]))),
              ha="center", fontsize=8)
     fig.tight_layout()
     write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)

@@ -132,10 +132,12 @@ def main(argv=None) -> pd.DataFrame | None:
         rows, facts = [], []
         for label in LABELS:
             folder = run_dir(runs[label], args.runs_dir)
-            summary, per_fact = _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted, layer)
+            forgotten = _forgotten(metrics[label], counted)
+            summary, per_fact = _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted,
+                                             forgotten, layer)
             rows, facts = rows + summary, facts + per_fact
-            rows += _over_layers(label, folder, metrics[label], fixed, C, pool, held, counted, tokenizer, fmt,
-                                 theta0)
+            rows += _over_layers(label, folder, metrics[label], fixed, C, pool, held, counted, forgotten, tokenizer,
+                                 fmt, theta0)
     df = pd.DataFrame(rows)
     fig = _plot(df, layer, caption(profile, f"{int(counted.sum())} held-out facts, probe on {len(pool)} questions"))
     write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
@@ -162,6 +164,7 @@ def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> 
 
 
 def _forgotten(metrics: list[dict], counted: np.ndarray) -> np.ndarray:
+    """[n] bool over the counted held-out facts: right at the run's peak epoch, wrong at the last."""
     correct = correct_matrix(metrics)[:, counted]  # [E, n]
     return forgotten_facts(correct, peak_epoch(correct))[1]
 
@@ -170,9 +173,9 @@ def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
     return correct_matrix([record])[0][counted]
 
 
-def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> tuple[list[dict], list[dict]]:
+def _over_epochs(label, folder, metrics, probes, held, counted, forgotten, layer) -> tuple[list[dict], list[dict]]:
     """The fixed layer-l probe at every epoch, on the run's cached probe states → (summary rows, per-fact rows)."""
-    rows, facts, forgotten = [], [], _forgotten(metrics, counted)
+    rows, facts = [], []
     kept = [f for f, c in zip(held, counted) if c]
     for m in metrics:
         states = read_states(folder / "probes", f"epoch-{m['epoch']:03d}")["held_states"][: len(held)]
@@ -183,9 +186,10 @@ def _over_epochs(label, folder, metrics, probes, held, counted, layer) -> tuple[
     return rows, facts
 
 
-def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, tokenizer, fmt, theta0) -> list[dict]:
+def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, forgotten, tokenizer, fmt, theta0
+                 ) -> list[dict]:
     """Every layer on θ0 and on each checkpoint kept on disk: the fixed probe and a refitted one."""
-    rows, forgotten = [], _forgotten(metrics, counted)
+    rows = []
     by_epoch = {m["epoch"]: m for m in metrics}
     for ckpt in find_checkpoints(folder):
         if ckpt.index not in by_epoch:

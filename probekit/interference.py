@@ -45,8 +45,12 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(_auc_from_rank_sum(rankdata(s)[y].sum(), n_pos, n_neg))
+
+
+def _auc_from_rank_sum(rank_sum, n_pos: int, n_neg: int):
+    """Mann–Whitney U of the positives over n_pos · n_neg, from the positives' rank sum (scalar or array)."""
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 @dataclass
@@ -64,14 +68,13 @@ class AUCResult:
 
 def permutation_auc(scores: np.ndarray, labels: np.ndarray, permutations: int = 2000, seed: int = 0) -> AUCResult:
     s, y = np.asarray(scores, float), np.asarray(labels, bool)
-    auc = roc_auc(s, y)
-    if np.isnan(auc):
-        return AUCResult(auc, float("nan"), float("nan"), float("nan"), int(y.sum()), int((~y).sum()))
-    rng = np.random.default_rng(seed)
-    ranks = rankdata(s)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return AUCResult(float("nan"), float("nan"), float("nan"), float("nan"), n_pos, n_neg)
+    ranks = rankdata(s)
+    auc = float(_auc_from_rank_sum(ranks[y].sum(), n_pos, n_neg))
     # every permutation at once: the positives' rank sums under shuffled labels
-    perm = np.argsort(rng.random((permutations, len(s))), axis=1)[:, :n_pos]
-    null = (ranks[perm].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    perm = np.argsort(np.random.default_rng(seed).random((permutations, len(s))), axis=1)[:, :n_pos]
+    null = _auc_from_rank_sum(ranks[perm].sum(axis=1), n_pos, n_neg)
     p = (1 + int((null >= auc).sum())) / (permutations + 1)
     return AUCResult(auc, float(null.mean()), float(np.quantile(null, 0.95)), p, n_pos, n_neg)

@@ -99,13 +99,11 @@ class SeriesProbe:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
-    def _state_file(self, name: str) -> Path:
-        return self.out / "states" / f"{name}.safetensors"
 
     def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:
         """The captured tensors of one model, from cache or by running it (then cached atomically)."""
         key = self._key(path)
-        if (hit := read_tensors(self._state_file(name), key)) is not None:
+        if (hit := read_tensors(state_file(self.out, name), key)) is not None:
             return hit
         c = self.config
         model = load_causal_lm(path, dtype=c.dtype, device=c.device, allow_pickle=c.allow_pickle)
@@ -123,7 +121,7 @@ class SeriesProbe:
         if self.new is not None:
             out["new_states"] = prober.capture(self.new, progress=desc and f"{desc} new").states
         del prober, model
-        write_tensors(self._state_file(name), out, key, model=str(path))
+        write_tensors(state_file(self.out, name), out, key, model=str(path))
         return out
 
     def base_states(self) -> dict[str, torch.Tensor]:
@@ -150,10 +148,15 @@ class SeriesProbe:
         return out
 
 
+def state_file(probe_dir: str | Path, name: str) -> Path:
+    """Where a series probe caches one model's tensors."""
+    return Path(probe_dir) / "states" / f"{name}.safetensors"
+
+
 def read_states(probe_dir: str | Path, name: str) -> dict[str, torch.Tensor]:
     """The tensors a series probe cached for one model (``_base`` for θ0, else the checkpoint's name, e.g.
     ``epoch-003``): held_states [N, d], and where probed unk_states [U, d], new_states [M, d], top-k tensors."""
-    states = read_tensors(Path(probe_dir) / "states" / f"{name}.safetensors")
+    states = read_tensors(state_file(probe_dir, name))
     if states is None:
         raise ProbekitError(f"no cached probe states for {name} in {probe_dir} (was the run probed?)")
     return states
