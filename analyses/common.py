@@ -24,7 +24,7 @@ import pandas as pd
 
 from probekit.entities import fact_to_record
 from probekit.errors import ProbekitError
-from probekit.io import atomic_path, write_jsonl, write_text
+from probekit.io import atomic_write, write_jsonl, write_text
 from probekit.models import EMBEDDED, EMBEDDED_NAME, load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
 from training.slick import Slick, SlickConfig, category_shares, run_slick
@@ -288,7 +288,7 @@ def save_figure(fig, name: str, figures_dir: Path) -> list[Path]:
     paths = []
     for suffix in ("png", "pdf"):
         path = figures_dir / f"{name}.{suffix}"
-        with atomic_path(path) as tmp:
+        with atomic_write(path) as tmp:
             fig.savefig(tmp, format=suffix, dpi=150, bbox_inches="tight")
         paths.append(path)
     return paths
@@ -307,7 +307,7 @@ def write_outputs(fig, df: pd.DataFrame, name: str, figures_dir: Path, seconds: 
 
 def save_csv(df: pd.DataFrame, name: str, figures_dir: Path) -> Path:
     path = figures_dir / f"{name}.csv"
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as tmp:
         df.to_csv(tmp, index=False)
     return path
 

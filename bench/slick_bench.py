@@ -20,7 +20,8 @@ from probekit.io import write_json
 from probekit.models import load_model
 from training.decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
 from training.entityquestions import load_relation
-from training.slick import Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, is_correct, qa_text
+from probekit.answers import is_correct
+from training.slick import Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, qa_text
 
 
 @torch.inference_mode()

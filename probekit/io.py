@@ -1,19 +1,27 @@
-"""Atomic file writes: a reader never sees a half-written file, an interrupted write leaves the old one.
-Tensor caches are safetensors files stamped with a key (what they were computed from)."""
+"""Files written atomically (a reader never sees a half-written file or folder, an interrupted write leaves the old
+one), stable hashes that key caches, and tensor caches: safetensors files stamped with the key they were computed
+from."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 
+def stable_hash(obj, length: int | None = 12) -> str:
+    """sha256 of `obj` as canonical JSON (sorted keys, non-JSON values as str), first `length` hex digits."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:length] if length else digest
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -26,8 +34,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; if the block succeeds it replaces `path` (whose old contents
+    stay whole until the swap); if it fails, `path` is untouched and the temporary folder is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    old = path.parent / f".{path.name}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -38,6 +67,14 @@ def write_jsonl(path: str | os.PathLike, records) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one JSON line and fsync it: a crash loses at most the line being written."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -46,7 +83,7 @@ def write_tensors(path: str | os.PathLike, tensors: dict, key: str, **metadata: 
     """Save tensors as safetensors atomically, stamped with `key` (and any other string metadata)."""
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with atomic_write(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key, **metadata})
 
 

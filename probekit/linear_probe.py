@@ -25,13 +25,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .answers import answer_key
 from .errors import ProbekitError
 
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0)
-
-
-def normalise_answer(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 @dataclass
@@ -50,13 +47,13 @@ class AnswerProbe:
 
     def knows(self, answers: Sequence[Sequence[str]]) -> np.ndarray:
         """[N] bool: whether any of a fact's gold answers is one of the probe's classes."""
-        classes = {normalise_answer(c) for c in self.classes}
-        return np.array([any(normalise_answer(a) in classes for a in aliases) for aliases in answers])
+        classes = {answer_key(c) for c in self.classes}
+        return np.array([any(answer_key(a) in classes for a in aliases) for aliases in answers])
 
     def correct(self, states: torch.Tensor | np.ndarray, answers: Sequence[Sequence[str]]) -> np.ndarray:
         """[N] bool: the prediction matches one of the fact's gold answers (case and spacing ignored)."""
         predicted = self.predict(states)
-        return np.array([normalise_answer(p) in {normalise_answer(a) for a in aliases}
+        return np.array([answer_key(p) in {answer_key(a) for a in aliases}
                          for p, aliases in zip(predicted, answers)])
 
 

@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .answers import answer_key
+
 DEFAULT_K = 76
 DEFAULT_NS_SAMPLE = 1000
 DEFAULT_MAX_PAIRS = 10_000
@@ -72,13 +74,10 @@ def answer_pairs(
 
     If there are more than `max_pairs`, a seeded uniform sample of them (sorted) is returned.
     """
-    def norm(a: str) -> str:
-        return " ".join(a.casefold().split())
-
     held_by_answer: dict[str, list[int]] = {}
     for h, a in enumerate(held_answers):
-        held_by_answer.setdefault(norm(a), []).append(h)
-    pairs = [(u, h) for u, a in enumerate(unk_answers) for h in held_by_answer.get(norm(a), ())]
+        held_by_answer.setdefault(answer_key(a), []).append(h)
+    pairs = [(u, h) for u, a in enumerate(unk_answers) for h in held_by_answer.get(answer_key(a), ())]
     out = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
     if max_pairs is not None and len(out) > max_pairs:
         g = torch.Generator().manual_seed(seed)

@@ -31,7 +31,7 @@ from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_bas
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record, locate_entities
 from .errors import ProbekitError
 from .families import check_layer, default_layer
-from .io import atomic_path, read_tensors, write_json, write_tensors
+from .io import atomic_write, read_tensors, write_json, write_tensors
 from .models import check_weights, load_causal_lm, load_tokenizer
 
 BASE_NAME = "_base"
@@ -171,9 +171,9 @@ def _versions() -> dict:
 
 
 def write_table(df: pd.DataFrame, out: Path) -> None:
-    with atomic_path(out / "probes.csv") as tmp:
+    with atomic_write(out / "probes.csv") as tmp:
         df.to_csv(tmp, index=False)
-    with atomic_path(out / "probes.parquet") as tmp:
+    with atomic_write(out / "probes.parquet") as tmp:
         df.to_parquet(tmp, index=False)
 
 

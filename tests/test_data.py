@@ -6,11 +6,12 @@ from collections import Counter
 import pytest
 import torch
 
+from probekit.answers import is_correct, squad_normalize
 from probekit.errors import ProbekitError
 from training.decoding import AnswerDecoder
 from training.entityquestions import load_relation, relations, templates
 from training.slick import (
-    Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, is_correct, normalize_answer, qa_text,
+    Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, qa_text,
     run_slick,
 )
 from training.splits import SplitConfig, make_splits
@@ -85,7 +86,7 @@ def test_prediction_tables_give_all_four_categories():
 
 
 def test_normalisation():
-    assert normalize_answer("  The  United-States, of America! ") == "unitedstates of america"
+    assert squad_normalize("  The  United-States, of America! ") == "unitedstates of america"
     assert is_correct("an Italy.", ["Italy"]) and not is_correct("", [""]) and not is_correct("Italia", ["Italy"])
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
-import string
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from probekit.answers import is_correct
 from probekit.entities import Fact, fact_to_record
 from probekit.errors import ProbekitError
 from probekit.io import write_json
@@ -60,19 +59,6 @@ class SlickConfig:
 
 
 PRESETS = {"study": SlickConfig(), "gekhman": SlickConfig(runs=10, shots=4, samples=16)}
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def is_correct(prediction: str, answers: tuple[str, ...] | list[str]) -> bool:
-    pred = normalize_answer(prediction)
-    return bool(pred) and pred in {normalize_answer(a) for a in answers}
 
 
 def categorize(p_greedy: float, p_sampled: float | None) -> str:
