@@ -34,9 +34,14 @@ def _unit(h: torch.Tensor) -> torch.Tensor:
     return F.normalize(h.double(), dim=-1)
 
 
+def rd_items(h0: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Cosine distance 1 − cos(H0(x), Hi(x)) per fact of row-aligned states [N, d] → [N] (RD is their mean)."""
+    return 1 - (_unit(h0) * _unit(hi)).sum(-1)
+
+
 def rd(h0: torch.Tensor, hi: torch.Tensor) -> float:
     """Representation drift: mean cosine distance between row-aligned states [N, d]."""
-    return float((1 - (_unit(h0) * _unit(hi)).sum(-1)).mean())
+    return float(rd_items(h0, hi).mean())
 
 
 def ns_subsample(n: int, size: int | None = DEFAULT_NS_SAMPLE, seed: int = 0) -> torch.Tensor:
@@ -54,6 +59,21 @@ def ns(h0: torch.Tensor, hi: torch.Tensor) -> float:
     for s in range(0, len(a0), _CHUNK):  # row blocks keep memory at _CHUNK × S
         total += float((ai[s : s + _CHUNK] @ ai.T - a0[s : s + _CHUNK] @ a0.T).abs().sum())
     return total / len(a0) ** 2
+
+
+def ns_items(h0: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """NS per fact of S: mean over x' ∈ S of |cos(Hi(x),Hi(x')) − cos(H0(x),H0(x'))|, rows [S, d] → [S].
+    Every row has |S| terms, so NS is their mean (up to summation order)."""
+    a0, ai = _unit(h0), _unit(hi)
+    return torch.cat([(ai[s : s + _CHUNK] @ ai.T - a0[s : s + _CHUNK] @ a0.T).abs().mean(-1)
+                      for s in range(0, len(a0), _CHUNK)]) if len(a0) else torch.zeros(0, dtype=torch.float64)
+
+
+def mtd_items(h0_held: torch.Tensor, hi_held: torch.Tensor, h0_new: torch.Tensor, hi_new: torch.Tensor
+              ) -> torch.Tensor:
+    """MTD per held-out fact: mean over new entities of cos(Hi(x_h),Hi(x_s)) − cos(H0(x_h),H0(x_s)) → [H].
+    By the same factorisation as ``mtd``: ĥ_i · mean ŝ_i − ĥ_0 · mean ŝ_0."""
+    return _unit(hi_held) @ _unit(hi_new).mean(0) - _unit(h0_held) @ _unit(h0_new).mean(0)
 
 
 def mtd(h0_held: torch.Tensor, hi_held: torch.Tensor, h0_new: torch.Tensor, hi_new: torch.Tensor) -> float:
@@ -120,12 +140,17 @@ def rank_rho(student_at_i: torch.Tensor, base_at_i: torch.Tensor) -> float:
 
 def ntr(topk_unk: torch.Tensor, topk_held: torch.Tensor) -> float:
     """Neighbourhood token ratio from the current model's top-k ids of the paired x_u and x_h, both [P, k]."""
+    return float(ntr_rows(topk_unk, topk_held).mean())
+
+
+def ntr_rows(topk_unk: torch.Tensor, topk_held: torch.Tensor) -> torch.Tensor:
+    """|top_k^θ(x_u) ∩ top_k^θ(x_h)| / k per pair; ids [P, k] → [P]."""
     k = topk_unk.shape[-1]
     shared = torch.empty(len(topk_unk), dtype=torch.float64)
     for s in range(0, len(topk_unk), _CHUNK):
         a, b = topk_unk[s : s + _CHUNK], topk_held[s : s + _CHUNK]
         shared[s : s + _CHUNK] = (a.unsqueeze(-1) == b.unsqueeze(-2)).any(-1).sum(-1)
-    return float((shared / k).mean())
+    return shared / k
 
 
 def jsd_rows(student_at_i: torch.Tensor, base_at_i: torch.Tensor, log_base: float = math.e) -> torch.Tensor:

@@ -84,6 +84,28 @@ def test_state_metrics_match_reference(spec):
     assert M.mtd(h0, hi, s0, si) == pytest.approx(ref_mtd(h0.numpy(), hi.numpy(), s0.numpy(), si.numpy()), abs=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(states)
+def test_per_item_metrics_match_reference(spec):
+    """The per-fact values that the intervals resample: each one from its equation, and their mean is the metric."""
+    n, d, seed = spec
+    g = torch.Generator().manual_seed(seed)
+    h0, hi = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    s0, si = torch.randn(n + 1, d, generator=g), torch.randn(n + 1, d, generator=g)
+    a0, ai, b0, bi = (t.numpy() for t in (h0, hi, s0, si))
+    rd = [1 - cos(a0[x], ai[x]) for x in range(n)]
+    ns = [np.mean([abs(cos(ai[x], ai[y]) - cos(a0[x], a0[y])) for y in range(n)]) for x in range(n)]
+    mtd = [np.mean([cos(ai[x], bi[s]) - cos(a0[x], b0[s]) for s in range(n + 1)]) for x in range(n)]
+    np.testing.assert_allclose(M.rd_items(h0, hi).numpy(), rd, atol=1e-9)
+    np.testing.assert_allclose(M.ns_items(h0, hi).numpy(), ns, atol=1e-9)
+    np.testing.assert_allclose(M.mtd_items(h0, hi, s0, si).numpy(), mtd, atol=1e-9)
+    assert float(M.ns_items(h0, hi).mean()) == pytest.approx(M.ns(h0, hi), abs=1e-12)
+    assert float(M.mtd_items(h0, hi, s0, si).mean()) == pytest.approx(M.mtd(h0, hi, s0, si), abs=1e-12)
+    ids_u, ids_h = (torch.stack([torch.randperm(9, generator=g)[:3] for _ in range(n)]) for _ in range(2))  # top-k
+    ntr = [len(set(ids_u[p].tolist()) & set(ids_h[p].tolist())) / 3 for p in range(n)]
+    np.testing.assert_allclose(M.ntr_rows(ids_u, ids_h).numpy(), ntr)
+
+
 def test_state_metrics_identities():
     h = torch.randn(20, 16)
     assert M.rd(h, h) == pytest.approx(0, abs=1e-12)
