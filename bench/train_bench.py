@@ -31,7 +31,10 @@ from probekit.io import write_json
 from probekit.models import embedded_model_dir, load_tokenizer
 from training.batches import collate
 from training.entityquestions import load_relation
-from training.trainer import Objective, RunConfig, Trainer
+from training.config import RunConfig
+from training.objective import Objective
+from training.regularizers import NO_REGULARIZER, FullDistillation
+from training.trainer import Trainer
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s
 QWEN25_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
@@ -116,14 +119,15 @@ def main() -> None:
                     teacher=str(model_dir), variant="topk", k=76, batch_size=args.batch_size, device=args.device,
                     precision=args.precision, compile=args.compile)
     trainer = Trainer(cfg)
-    model = trainer._load_model(model_dir)
-    _, cache, _ = trainer._teacher(model)
-    teacher = trainer._load_model(model_dir).eval().requires_grad_(False)
-    base_model = trainer._load_model(model_dir)  # the baseline's own copy: compiling ours must not speed it up
-    objectives = {v: Objective(model, cfg.tau, v) for v in ("topk", "full")}
+    model = trainer.load_model(model_dir)
+    teacher = trainer.load_model(model_dir).eval().requires_grad_(False)
+    regularizers = {"sft": NO_REGULARIZER, "distill_topk": trainer.make_regularizer(model),  # the cached teacher
+                    "distill_full": FullDistillation(teacher, cfg.tau)}
+    base_model = trainer.load_model(model_dir)  # the baseline's own copy: compiling ours must not speed it up
+    objective = Objective(model)
     if args.compile:
         model.base_model.compile()
-    ours_opt = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
+    ours_opt = trainer.optimizer([p for p in model.parameters() if p.requires_grad])
     base_opt = torch.optim.AdamW(base_model.parameters(), lr=cfg.lr)
     amp = trainer.autocast
     batches = [trainer.train_examples[s : s + args.batch_size]
@@ -131,9 +135,8 @@ def main() -> None:
     tokens = sum(len(e.input_ids) for b in batches for e in b)
 
     def ours(kind):
-        objective = objectives["full" if kind == "distill_full" else "topk"]
         for b in batches:
-            trainer.step(model, objective, ours_opt, b, distill=kind != "sft", teacher=teacher, cache=cache)
+            trainer.step(model, objective, ours_opt, b, regularizers[kind])
 
     def base(kind):
         for b in batches:

@@ -9,8 +9,11 @@ import torch
 from safetensors.torch import load_file
 
 from probekit.errors import ProbekitError
-from training import trainer as T
-from training.trainer import RunConfig, Trainer, TrainingError, read_metrics
+from training import losses as L
+from training.checkpointing import optimizer_state
+from training.config import RunConfig
+from training.run_dir import RunDir
+from training.trainer import Trainer, TrainingError
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
 
@@ -81,7 +84,7 @@ def test_frozen_groups_stay_bit_for_bit(tmp_path, arch):
 def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
     kw = dict(condition="self_distill", variant="topk", k=16, epochs=4)
     straight = run(tmp_path, "straight", **kw)
-    real = T.Trainer._train_epoch
+    real = Trainer._train_epoch
     calls = {"n": 0}
 
     def killed(self, *a, **k):
@@ -90,11 +93,11 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(T.Trainer, "_train_epoch", killed)
+    monkeypatch.setattr(Trainer, "_train_epoch", killed)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "resumed", **kw)
-    assert [m["epoch"] for m in read_metrics(tmp_path / "resumed")] == [0, 1, 2]
-    monkeypatch.setattr(T.Trainer, "_train_epoch", real)
+    assert [m["epoch"] for m in RunDir(tmp_path / "resumed").records()] == [0, 1, 2]
+    monkeypatch.setattr(Trainer, "_train_epoch", real)
     resumed = run(tmp_path, "resumed", **kw)
     for a, b in zip(resumed[1:], straight[1:]):  # equal up to float reassociation in CPU kernels
         assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
@@ -108,13 +111,13 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
-    real = T.L.task_loss_sum
-    monkeypatch.setattr(T.L, "task_loss_sum", lambda logits, t: real(logits, t) * (
+    real = L.task_loss_sum
+    monkeypatch.setattr(L, "task_loss_sum", lambda logits, t: real(logits, t) * (
         float("nan") if (tmp_path / "run" / "checkpoints" / "epoch-002").exists() else 1.0))
     with pytest.raises(TrainingError, match="epoch 3: loss became nan"):
         run(tmp_path, "run", epochs=4)
     assert (tmp_path / "run" / "checkpoints" / "epoch-002" / "model.safetensors").exists()
-    assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [0, 1, 2]
+    assert [m["epoch"] for m in RunDir(tmp_path / "run").records()] == [0, 1, 2]
 
 
 def test_keep_policy(tmp_path):
@@ -162,7 +165,7 @@ def test_two_processes_match_one(tmp_path, parallel, condition):
     torchrun(tmp_path / "two", args, 29533 if parallel == "ddp" else 29534, parallel)
     record = json.loads((tmp_path / "two" / "run.json").read_text())
     assert record["world_size"] == 2 and record["parallel"] == parallel
-    assert_same_curve(read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"))
+    assert_same_curve(RunDir(tmp_path / "one").records(), RunDir(tmp_path / "two").records())
     if parallel == "fsdp":
         before = load_file(str(tmp_path / "base" / "model.safetensors"))
         after = load_file(str(tmp_path / "two" / "checkpoints" / "epoch-002" / "model.safetensors"))
@@ -175,20 +178,20 @@ def test_single_process_run_resumes_under_fsdp(tmp_path, monkeypatch):
     and ends where the uninterrupted run ends."""
     kw = dict(condition="self_distill", variant="full", epochs=3)
     straight = run(tmp_path, "straight", **kw)
-    real = T.Trainer._train_epoch
+    real = Trainer._train_epoch
 
     def killed(self, *a, **k):
-        if a[4] == 3:  # epoch 3
+        if a[0] == 3:  # epoch 3
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(T.Trainer, "_train_epoch", killed)
+    monkeypatch.setattr(Trainer, "_train_epoch", killed)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "resumed", **kw)
     data = {"model": str(tmp_path / "base"), **{s: str(tmp_path / f"{s}.jsonl") for s in ("known", "unknown", "held")}}
     torchrun(tmp_path / "resumed", cli_args(data, "--condition", "self_distill", "--variant", "full", epochs=3), 29535,
              "fsdp")
-    assert_same_curve(straight, read_metrics(tmp_path / "resumed"))
+    assert_same_curve(straight, RunDir(tmp_path / "resumed").records())
 
 
 @pytest.mark.slow
@@ -221,9 +224,9 @@ def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):
     """torch.distributed.checkpoint fills an empty optimizer state with a zero-gradient step; that step must not
     happen, or every later Adam update is bias-corrected as if one step more had been taken."""
     trainer = Trainer(RunConfig(**make_data(tmp_path), out=str(tmp_path / "run"), batch_size=4))
-    model = trainer._load_model(trainer.base_path)
-    optimizer = trainer._optimizer([p for p in model.parameters() if p.requires_grad])
-    assert trainer._optimizer_state(model, optimizer) is None and not optimizer.state
-    trainer.step(model, trainer._wrap(model), optimizer, trainer.train_examples[:4])
-    state = trainer._optimizer_state(model, optimizer)["state"]
+    model = trainer.load_model(trainer.base_path)
+    optimizer = trainer.optimizer([p for p in model.parameters() if p.requires_grad])
+    assert optimizer_state(model, optimizer) is None and not optimizer.state
+    trainer.step(model, trainer.wrap(model), optimizer, trainer.train_examples[:4])
+    state = optimizer_state(model, optimizer)["state"]
     assert {float(s["step"]) for s in state.values()} == {1.0}

@@ -31,7 +31,7 @@ def make_examples(tokenizer, facts: list[Fact], prompt_format: str = DEFAULT_PRO
 
 
 @dataclass
-class Batch:
+class TrainBatch:
     """Right-padded batch. input_ids/attention_mask/position_ids [B, T];
     answer_rows/answer_cols [A] positions whose logits predict an answer token, targets [A];
     seq_rows/seq_cols [N] the non-padded positions M(y) in example order; example_index [B] dataset indices."""
@@ -49,11 +49,11 @@ class Batch:
     def num_answer_tokens(self) -> int:
         return len(self.targets)
 
-    def to(self, device) -> "Batch":
-        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+    def to(self, device) -> "TrainBatch":
+        return TrainBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def collate(examples: list[Example], pad_id: int) -> Batch:
+def collate(examples: list[Example], pad_id: int) -> TrainBatch:
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -69,7 +69,7 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
         s_rows += [r] * n
         s_cols += range(n)
     t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return Batch(ids, mask, t(a_rows), t(a_cols), t(targets), t(s_rows), t(s_cols),
+    return TrainBatch(ids, mask, t(a_rows), t(a_cols), t(targets), t(s_rows), t(s_cols),
                  t([e.index for e in examples]))
 
 

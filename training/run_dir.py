@@ -5,6 +5,7 @@
                               string of 0/1 in file order), tokens/s, probe metrics
     checkpoints/epoch-NNN/    HF safetensors + tokenizer (epoch 0 is the base model), kept per `keep`
     state/                    latest weights, optimizer and RNG state: the run resumes from here
+                              (once the last epoch is done only trainer_state.json stays)
     teacher/                  the frozen snapshot θ_i for self_distill / l2
     probes/                   per-epoch drift metrics and the probe's cached states (probes/states/<name>.safetensors)
 """
@@ -46,6 +47,16 @@ class RunDir:
     @property
     def state(self) -> Path:
         return self.path / "state"
+
+    @property
+    def trainer_state_file(self) -> Path:
+        """state/trainer_state.json: the last completed epoch and its phase (kept after the run ends)."""
+        return self.state / "trainer_state.json"
+
+    @property
+    def optimizer_file(self) -> Path:
+        """state/optimizer.pt: optimizer and RNG state."""
+        return self.state / "optimizer.pt"
 
     @property
     def teacher(self) -> Path:

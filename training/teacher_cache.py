@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from probekit.io import atomic_dir
 
 from .batches import Example, collate
 from .heads import final_hidden, head_logits
@@ -54,7 +53,6 @@ class TeacherCache:
         return torch.from_numpy(self.ids[rows].astype(np.int64)), torch.from_numpy(np.asarray(self.logp[rows]))
 
 
-@torch.inference_mode()
 def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, variant: str, seed: int,
                         root: Path, teacher_stamp: str, batch_size: int = 32) -> TeacherCache:
     """Compute (or find) the cache for `teacher` over `examples` under ``root/<key>``."""
@@ -65,37 +63,36 @@ def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, v
         return TeacherCache(folder)
     lengths = np.array([len(e.input_ids) for e in examples], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".teacher-", dir=folder.parent))
-    try:
-        ids = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]), k))
-        logp = np.lib.format.open_memmap(tmp / "logp.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), k))
-        gen = torch.Generator().manual_seed(seed)
-        device = next(teacher.parameters()).device
-        by_index = sorted(examples, key=lambda e: e.index)
-        for s in tqdm(range(0, len(by_index), batch_size), desc=f"teacher {variant}-{k} cache", leave=False):
-            batch = collate(by_index[s : s + batch_size], pad_id).to(device)
-            hidden = final_hidden(teacher, batch.input_ids, batch.attention_mask)
-            lp = torch.log_softmax(head_logits(teacher, hidden[batch.seq_rows, batch.seq_cols]).float(), -1)
-            if variant == "topk":
-                top = lp.topk(k, dim=-1)
-                pick_ids, pick_lp = top.indices, top.values
-            else:
-                # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
-                pick_ids = torch.rand(lp.shape, generator=gen).topk(k, dim=-1).indices.to(device)
-                pick_lp = lp.gather(-1, pick_ids)
-            rows = cache_rows(offsets, batch.example_index, batch.seq_rows, batch.seq_cols)
-            ids[rows] = pick_ids.cpu().numpy()
-            logp[rows] = pick_lp.cpu().numpy()
-        ids.flush()
-        logp.flush()
+    with atomic_dir(folder) as tmp:
+        _write_picks(tmp, teacher, examples, offsets, pad_id, k, variant, seed, batch_size)
         np.save(tmp / "offsets.npy", offsets)
         (tmp / "meta.json").write_text(json.dumps({"k": k, "variant": variant, "seed": seed, "teacher": teacher_stamp,
                                                    "examples": len(examples), "positions": int(offsets[-1])}))
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / "logp.npy").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return TeacherCache(folder)
+
+
+@torch.inference_mode()
+def _write_picks(folder: Path, teacher, examples: list[Example], offsets: np.ndarray, pad_id: int, k: int,
+                 variant: str, seed: int, batch_size: int) -> None:
+    """ids.npy [positions, k] int32 and logp.npy [positions, k] float32 in `folder`, row = offset + position."""
+    ids = np.lib.format.open_memmap(folder / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]), k))
+    logp = np.lib.format.open_memmap(folder / "logp.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), k))
+    gen = torch.Generator().manual_seed(seed)
+    device = next(teacher.parameters()).device
+    by_index = sorted(examples, key=lambda e: e.index)
+    for s in tqdm(range(0, len(by_index), batch_size), desc=f"teacher {variant}-{k} cache", leave=False):
+        batch = collate(by_index[s : s + batch_size], pad_id).to(device)
+        hidden = final_hidden(teacher, batch.input_ids, batch.attention_mask)
+        lp = torch.log_softmax(head_logits(teacher, hidden[batch.seq_rows, batch.seq_cols]).float(), -1)
+        if variant == "topk":
+            top = lp.topk(k, dim=-1)
+            pick_ids, pick_lp = top.indices, top.values
+        else:
+            # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
+            pick_ids = torch.rand(lp.shape, generator=gen).topk(k, dim=-1).indices.to(device)
+            pick_lp = lp.gather(-1, pick_ids)
+        rows = cache_rows(offsets, batch.example_index, batch.seq_rows, batch.seq_cols)
+        ids[rows] = pick_ids.cpu().numpy()
+        logp[rows] = pick_lp.cpu().numpy()
+    ids.flush()
+    logp.flush()

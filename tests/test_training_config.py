@@ -1,0 +1,80 @@
+"""RunConfig and `python -m training`'s command line: flags from the settings dataclasses, TOML under flags, the
+run key and the resume check (runtime fields left out of both)."""
+import hashlib
+import json
+from dataclasses import asdict, fields
+
+import pytest
+
+from probekit.config import read_toml
+from probekit.errors import ProbekitError
+from training.__main__ import COMMANDS, build_parser, main
+from training.config import RUNTIME, RunConfig, check_same_settings, run_key
+
+
+def parse(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+def test_runtime_fields():
+    assert RUNTIME == {"out", "device", "parallel", "eval_batch_size", "cache_dir"}
+
+
+def test_run_key_is_the_analyses_folder_hash():
+    """The analyses named run folders with sha256 of the sorted-key JSON of the config without out and device."""
+    def old_key(config):
+        obj = {k: v for k, v in config.items() if k not in ("out", "device")}
+        return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    configs = [dict(model="embedded", known="k.jsonl", unknown="u.jsonl", lr=1e-4, epochs=5, device="cpu"),
+               dict(model="m", condition="freeze", trainable=["attn"], keep="last:1", eval_limit=96, out="x"),
+               dict(condition="self_distill", variant="topk", k=16, lam=1.0, tau=0.5, probe_layer=None)]
+    for config in configs:
+        assert run_key(config) == old_key(config)
+    assert run_key({**configs[0], "parallel": "fsdp", "eval_batch_size": 8, "cache_dir": "/c"}) == run_key(configs[0])
+
+
+def test_resume_check_ignores_runtime_fields_and_fills_new_ones():
+    config = RunConfig(out="a", known="k.jsonl", lr=1e-3)
+    stored = {k: v for k, v in asdict(config).items() if k != "cache_dir"}  # a field added since
+    check_same_settings({**stored, "device": "cuda", "parallel": "fsdp", "eval_batch_size": 3, "out": "b"},
+                        config, "a")
+    with pytest.raises(ProbekitError, match="other settings.*lr"):
+        check_same_settings({**stored, "lr": 1e-2}, config, "a")
+
+
+def test_every_flag_has_help():
+    for name in COMMANDS:
+        sub = build_parser()._subparsers._group_actions[0].choices[name]
+        assert all(a.help for a in sub._actions), name
+
+
+def test_run_flags_old_spellings_and_toml_under_flags(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('out = "runs/a"\nlr = 1e-3\nepochs = 3\ntrainable = ["attn"]\ncondition = "freeze"\n')
+    args = build_parser(read_toml(toml, RunConfig)).parse_args(
+        ["run", "--epochs", "4", "--batch-size", "8", "--snapshot-epoch", "2", "--eval-limit", "5", "--compile"])
+    assert (args.out, args.lr, args.epochs, args.batch_size, args.snapshot_epoch, args.eval_limit, args.compile) == (
+        "runs/a", 1e-3, 4, 8, 2, 5, True)
+    assert (args.trainable, args.condition) == (["attn"], "freeze")
+    args = parse("run", "--out", "r", "--maybe-known", "m.jsonl", "--weakly_known", "w.jsonl", "--trainable", "q", "k")
+    assert (args.maybe_known, args.weakly_known, args.trainable) == ("m.jsonl", "w.jsonl", ["q", "k"])
+    assert {f.name for f in fields(RunConfig)} <= set(vars(args))
+
+
+def test_splits_sizes_are_counts():
+    args = parse("splits", "--slick", "s", "--out", "o", "--known-size", "10", "--held_size", "3")
+    assert (args.known_size, args.unknown_size, args.held_size) == (10, 8000, 3)
+    with pytest.raises(SystemExit):
+        parse("splits", "--slick", "s", "--out", "o", "--known", "10")
+
+
+def test_run_errors_are_one_line(tmp_path, capsys):
+    assert main(["run", "--epochs", "2"]) == 2
+    assert capsys.readouterr().err == "python -m training: error: give --out RUN_DIR (or out = ... in the config)\n"
+    (tmp_path / "bad.toml").write_text('out = "x"\nkown = "k.jsonl"\n')
+    assert main(["run", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "unknown config key(s) ['kown']" in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "r"), "--known", "k.jsonl", "--condition", "l2",
+                 "--parallel", "fsdp"]) == 2
+    assert "l2 is not supported under FSDP2" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""What a training run depends on: ``RunConfig`` (recorded in run.json, read from flags or TOML), its checks, and
+the key that names a run by its results-changing settings.
+
+Runtime fields (``runtime=True``: out, device, parallel, eval_batch_size, cache_dir) say where and how a run
+computes, not what: they may differ on resume and do not enter ``run_key``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from probekit.config import option, runtime_fields
+from probekit.entities import DEFAULT_PROMPT_FORMAT
+from probekit.errors import ProbekitError
+from probekit.io import stable_hash
+from probekit.models import EMBEDDED
+
+CONDITIONS = ("sft", "freeze", "self_distill", "l2")
+VARIANTS = ("full", "topk", "randomk")
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
+PARALLEL = ("auto", "ddp", "fsdp")
+EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run depends on (recorded in run.json). Paths are JSONL fact files."""
+
+    out: str = option(help="run directory (required; resuming: the same command again)", runtime=True)
+    model: str = option(EMBEDDED, "checkpoint directory or 'embedded'")
+    train: str | None = option(None, "JSONL facts: the training mix (unset: known ∪ unknown)")
+    known: str | None = option(None, "JSONL facts: D_Known (trained on, evaluated; the teacher recipe's data)")
+    unknown: str | None = option(None, "JSONL facts: D_Unk (trained on, evaluated)")
+    held: str | None = option(None, "JSONL facts: D_Held (evaluated, never trained on)")
+    maybe_known: str | None = option(None, "JSONL facts: MaybeKnown (evaluated)")
+    weakly_known: str | None = option(None, "JSONL facts: WeaklyKnown (evaluated)")
+    new: str | None = option(None, "JSONL facts: new/synthetic entities for the probe's MTD")
+    condition: str = option("sft", "training condition", choices=CONDITIONS)
+    trainable: list[str] = option(help="freeze: parameter groups to train (attn q k v o ffn gate+up down all)",
+                                  default_factory=lambda: ["all"])
+    variant: str = option("full", "self_distill variant: full vocabulary, top-k or random-k ids", choices=VARIANTS)
+    lam: float = option(1.0, "λ: weight of the distillation / L2 term")
+    tau: float = option(0.5, "distillation temperature τ")
+    snapshot_epoch: int = option(1, "i: the recipe teacher is the model after i epochs on D_Known (0: the base)")
+    teacher: str = option("recipe", "'recipe' (a snapshot trained in this run) or a checkpoint directory")
+    k: int = option(76, "top-k / random-k size")
+    lr: float = option(5e-5, "learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    batch_size: int = option(16, "global batch size (split over processes under torchrun)")
+    epochs: int = option(10, "epochs, counted from the start of the run (snapshot epochs included)")
+    seed: int = option(0, "data order and random-k seed")
+    precision: str = option("auto", "auto: bf16 autocast on GPU, fp32 on CPU", choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile the model")
+    keep: str = option("all", "checkpoints to keep: all | every:K | last:N (epoch 0 and the last always)")
+    eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (unset: all)")
+    eval_batch_size: int = option(64, "batch size of greedy evaluation", runtime=True)
+    probe: bool = option(False, "compute probe drift metrics every epoch")
+    probe_layer: int | None = option(None, "the probe's layer (unset: the probe's default)")
+    prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "question prompt format")
+    device: str | None = option(None, "cpu, cuda, cuda:N (unset: cuda if available)", runtime=True)
+    parallel: str = option("auto", "under torchrun: ddp (auto) replicates the model, fsdp shards it (FSDP2)",
+                           choices=PARALLEL, runtime=True)
+    cache_dir: str | None = option(None, "teacher caches (unset: <out>/../.teacher-cache)", runtime=True)
+
+    def validate(self) -> None:
+        _check_choices(self)
+        if self.condition in ("self_distill", "l2") and self.teacher == "recipe":
+            if self.snapshot_epoch > 0 and not self.known:
+                raise ProbekitError("the teacher recipe trains on D_Known first: give --known (or --teacher PATH)")
+            if not 0 <= self.snapshot_epoch < self.epochs:
+                raise ProbekitError(f"snapshot epoch {self.snapshot_epoch} must be in 0..{self.epochs - 1} "
+                                    "(0: the base model is the teacher)")
+        if not (self.train or self.known or self.unknown):
+            raise ProbekitError("no training data: give --train, or --known / --unknown")
+        if self.parallel == "fsdp" and self.condition == "l2":
+            raise ProbekitError("l2 is not supported under FSDP2 (its penalty reads whole parameters); use ddp")
+        if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
+            raise ProbekitError(f"keep must be all, every:K or last:N, not {self.keep!r}")
+
+
+def _check_choices(config: RunConfig) -> None:
+    for name, choices in (("condition", CONDITIONS), ("variant", VARIANTS), ("precision", PRECISIONS),
+                          ("parallel", PARALLEL)):
+        value = getattr(config, name)
+        if value not in choices:
+            raise ProbekitError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+RUNTIME = runtime_fields(RunConfig)
+
+
+def run_key(config: dict) -> str:
+    """A short hash of a RunConfig dict without its runtime fields: names a run folder by what it computes."""
+    return stable_hash({k: v for k, v in config.items() if k not in RUNTIME})
+
+
+def check_same_settings(stored: dict, config: RunConfig, folder) -> None:
+    """Refuse to resume a run whose stored config (fields added since take their defaults) differs from `config`
+    in a field that changes results."""
+    def comparable(values: dict) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in RUNTIME}
+
+    before = comparable({**asdict(RunConfig(out=config.out)), **stored})
+    now = comparable(asdict(config))
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        raise ProbekitError(f"{folder} holds a run with other settings ({', '.join(changed)}); "
+                            "resume with the same settings or choose another --out")

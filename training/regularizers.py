@@ -1,0 +1,126 @@
+"""What keeps the model near its teacher θ_i, one object per kind: nothing, self-distillation (full vocabulary with
+an online teacher, or top-k / random-k from a cached teacher) and ℓ2 toward a parameter snapshot. Each owns its
+teacher, cache or snapshot and computes its own term; ``make_regularizer`` builds the one a run's config asks for.
+
+Distillation is a per-batch term inside ``Objective``'s forward (``in_objective``): ``batch_loss`` is the sum over
+this process's examples of τ²/|M(y)| Σ_j KL. ℓ2 reads the parameters: ``parameter_loss`` is ‖θ − θ_i‖².
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from probekit.checkpoints import weights_stamp
+from probekit.models import load_causal_lm, resolve_model_path
+
+from . import losses as L
+from .batches import Example, TrainBatch
+from .config import RunConfig
+from .distributed import barrier, world
+from .heads import final_hidden, head_logits, head_logits_at
+from .run_dir import RunDir
+from .teacher_cache import TeacherCache, build_teacher_cache
+
+
+class Regularizer:
+    """No regulariser: sft and freeze, and every epoch before the teacher exists."""
+
+    in_objective = False  # True: `batch_loss` is part of the Objective's forward
+
+    def batch_loss(self, lm, batch: TrainBatch, hidden: torch.Tensor, local_examples: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def parameter_loss(self, model) -> torch.Tensor | None:
+        return None
+
+
+NO_REGULARIZER = Regularizer()
+
+
+def _full_kl(model, teacher, h_student, h_teacher, tau):
+    with torch.no_grad():
+        t = head_logits(teacher, h_teacher)
+    return L.kl_rows(t, head_logits(model, h_student), tau)
+
+
+class FullDistillation(Regularizer):
+    """KL over the full vocabulary to an online teacher; logits chunk by chunk and recomputed in backward."""
+
+    in_objective = True
+
+    def __init__(self, teacher, tau: float, chunk: int = 256):
+        self.teacher, self.tau, self.chunk = teacher, tau, chunk
+
+    def batch_loss(self, lm, batch, hidden, local_examples):
+        """hidden [B, T, d] of the student → Σ over local examples of τ²/|M(y)| Σ_j KL."""
+        h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
+        with torch.no_grad():
+            th = final_hidden(self.teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
+        n = self.chunk
+        kl = torch.cat([
+            torch.utils.checkpoint.checkpoint(_full_kl, lm, self.teacher, h[s : s + n], th[s : s + n], self.tau,
+                                              use_reentrant=False)
+            for s in range(0, len(h), n)
+        ])
+        return L.distill_sum_from_kl(kl, batch.seq_rows, local_examples, self.tau)
+
+
+class CachedDistillation(Regularizer):
+    """Top-k / random-k: KL over the k token ids per position that the teacher cache holds, renormalised there."""
+
+    in_objective = True
+
+    def __init__(self, cache: TeacherCache, tau: float):
+        self.cache, self.tau = cache, tau
+
+    def batch_loss(self, lm, batch, hidden, local_examples):
+        h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
+        ids, t_logp = self.cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)  # [N, k] each
+        s_logits = head_logits_at(lm, h, ids.to(h.device))
+        return L.distill_loss_sum(t_logp.to(h.device), s_logits, batch.seq_rows, local_examples, self.tau)
+
+
+class L2ToSnapshot(Regularizer):
+    """‖θ − θ_i‖² over the trainable parameters, θ_i the snapshot's weights by parameter name."""
+
+    def __init__(self, snapshot: dict[str, torch.Tensor]):
+        self.snapshot = snapshot
+
+    def parameter_loss(self, model) -> torch.Tensor:
+        return L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad}, self.snapshot)
+
+
+def teacher_path(config: RunConfig, run: RunDir, base_path: Path) -> Path:
+    """θ_i: a given checkpoint, or the recipe's snapshot in the run (the base model when snapshot_epoch is 0)."""
+    if config.teacher != "recipe":
+        return resolve_model_path(config.teacher)
+    return run.teacher if config.snapshot_epoch > 0 else base_path
+
+
+def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, examples: list[Example],
+                     pad_id: int, device: torch.device) -> Regularizer:
+    """The regulariser of `config.condition` with its teacher θ_i loaded (the teacher cache built on first use:
+    by rank 0 first under torchrun, then read by the others)."""
+    if config.condition not in ("self_distill", "l2"):
+        return NO_REGULARIZER
+    path = teacher_path(config, run, base_path)
+    if config.condition == "l2":
+        weights = {k: v for f in sorted(path.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        return L2ToSnapshot({n: weights[n].to(device) for n in names if n in weights})
+    teacher = load_causal_lm(path, device=device)
+    teacher.requires_grad_(False)
+    if config.variant == "full":
+        return FullDistillation(teacher, config.tau)
+    stamp = json.dumps(weights_stamp(path))
+    root = Path(config.cache_dir) if config.cache_dir else run.default_teacher_cache()
+
+    def build() -> TeacherCache:
+        return build_teacher_cache(teacher, examples, pad_id, config.k, config.variant, config.seed, root, stamp)
+
+    cache = build() if world()[0] == 0 else None
+    barrier()
+    return CachedDistillation(cache if cache is not None else build(), config.tau)
