@@ -9,43 +9,36 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .common import (
-    Timer, accuracy_frame, caption, dry_run, ensure_run, parser, prepare_splits, prepare_synthetic, probe_frame,
-    profile_from, synthetic_profile, write_outputs,
-)
 from .fig5 import planned_runs
+from .frames import accuracy_frame, probe_frame
+from .outputs import caption, write_outputs
 from .plots import metric_panels
+from .profiles import synthetic_profile
+from .skeleton import Analysis
 
 NAME = "fig11"
 LABELS = ("SFT, semantic keys", "Self-distillation, semantic keys")
 PANELS = ["RD", "JSD", "MTD", "NS", "NTR", "Rank-rho", "train D_Unk", "val D_Held"]
 
 
-def main(argv=None):
-    args = parser(NAME, __doc__).parse_args(argv)
-    profile = synthetic_profile(profile_from(args))
-    if args.dry_run:
-        runs = planned_runs(profile, {"known": "<known>", "held": "<held>"}, {"semantic": "<s>", "uuid": "<u>"})
-        dry_run(NAME, profile, [r for r in runs if r.label in LABELS])
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        synthetic = {k: prepare_synthetic(profile, args.runs_dir, k) for k in ("semantic", "uuid")}
-        runs = [r for r in planned_runs(profile, data, synthetic) if r.label in LABELS]
-        metrics = {r.label: ensure_run(r, args.runs_dir) for r in runs}
+def render(ctx, trained) -> pd.DataFrame:
     frames = []
-    for label, m in metrics.items():
-        frames.append(probe_frame(label, m))
-        acc = accuracy_frame(label, m)
+    for t in trained:
+        frames.append(probe_frame(t.label, t.records))
+        acc = accuracy_frame(t.label, t.records)
         acc = acc[acc["split"].isin(["unknown", "held"])].replace({"unknown": "train D_Unk", "held": "val D_Held"})
         frames.append(acc.rename(columns={"split": "metric", "accuracy": "value"}))
     df = pd.concat(frames, ignore_index=True)
-    fig = metric_panels(df, PANELS, note=caption(profile, f"layer {profile.layer or 'middle'}"))
-    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
+    fig = metric_panels(df, PANELS, note=caption(ctx.profile, f"layer {ctx.profile.layer or 'middle'}"))
+    write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
     last = df[df["epoch"] == df["epoch"].max()].pivot_table(index="metric", columns="run", values="value")
     print(last.to_string(float_format="{:.4f}".format))
     return df
 
 
+ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: planned_runs(ctx.profile, data, LABELS), render,
+                    setting=synthetic_profile)
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

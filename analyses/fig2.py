@@ -4,26 +4,39 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 
-from .common import caption, forgetting, write_outputs
-from .figure import run_figure
+from .frames import forgetting, split_accuracy
+from .outputs import caption, write_outputs
 from .plots import run_panels
+from .profiles import Profile
+from .runs import Trained
+from .skeleton import Analysis, standard_plan
 
 NAME = "fig2"
 LABELS = ["SFT", "Only Known"]
+SPLITS = ("known", "unknown", "held")
 
 
-def render(metrics, profile, args, seconds):
-    fig, df = run_panels(metrics, note=caption(profile))
-    write_outputs(fig, df, NAME, args.figures_dir, seconds)
-    for label, m in metrics.items():
-        print(f"{label}: D_Held forgetting (peak → last) {forgetting(m):.1f} pp; last epoch {m[-1]['accuracy']}")
-    return df
+def run_panel_figure(name: str, doc: str, labels: list[str], note: Callable[[Profile], str],
+                     summary: Callable[[Trained], str]) -> Analysis:
+    """A figure of one panel per standard run (D_Known, D_Unk, D_Held accuracy over epochs), a summary line per run."""
+    def render(ctx, trained):
+        df = split_accuracy(trained, SPLITS)
+        fig = run_panels(df, labels, SPLITS, note=caption(ctx.profile, note(ctx.profile)))
+        write_outputs(fig, df, name, ctx.figures_dir, ctx.seconds())
+        for t in trained:
+            print(summary(t))
+        return df
+
+    return Analysis(name, doc, standard_plan(labels), render)
 
 
-def main(argv=None):
-    return run_figure(NAME, __doc__, LABELS, render, argv)
-
+ANALYSIS = run_panel_figure(
+    NAME, __doc__, LABELS, lambda profile: "",
+    lambda t: f"{t.label}: D_Held forgetting (peak → last) {forgetting(t.records):.1f} pp; last epoch "
+              f"{t.records[-1]['accuracy']}")
+main = ANALYSIS.main
 
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

@@ -7,27 +7,17 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 """
 from __future__ import annotations
 
-
-from .common import caption, forgetting, write_outputs
-from .figure import run_figure
-from .plots import run_panels
+from .fig2 import run_panel_figure
+from .frames import forgetting
 
 NAME = "fig3"
 LABELS = ["SFT", "Self-distillation", "Only Known"]
 
-
-def render(metrics, profile, args, seconds):
-    fig, df = run_panels(metrics, note=caption(profile, f"λ={profile.lam}, τ={profile.tau}"))
-    write_outputs(fig, df, NAME, args.figures_dir, seconds)
-    for label, m in metrics.items():
-        print(f"{label}: D_Held forgetting {forgetting(m):.1f} pp, D_Unk at the end "
-              f"{m[-1]['accuracy'].get('unknown', float('nan')):.3f}")
-    return df
-
-
-def main(argv=None):
-    return run_figure(NAME, __doc__, LABELS, render, argv)
-
+ANALYSIS = run_panel_figure(
+    NAME, __doc__, LABELS, lambda profile: f"λ={profile.lam}, τ={profile.tau}",
+    lambda t: f"{t.label}: D_Held forgetting {forgetting(t.records):.1f} pp, D_Unk at the end "
+              f"{t.records[-1]['accuracy'].get('unknown', float('nan')):.3f}")
+main = ANALYSIS.main
 
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

@@ -9,17 +9,16 @@ the probe layer (default: the middle layer) by the trainer's probe callback.
 """
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .common import (  # noqa: E402
-    Run, Timer, caption, dry_run, ensure_run, parser, prepare_splits, prepare_synthetic, probe_frame, profile_from,
-    run_config, synthetic_profile, write_outputs,
-)
+from .frames import probe_frame
+from .outputs import caption, write_outputs
+from .plots import SINGLE_PANEL_FONT_SCALE
+from .profiles import Profile, synthetic_profile
+from .runs import Run, run_config
+from .skeleton import Analysis
 
 NAME = "fig5"
 CONDITIONS = {  # label → (key type, condition overrides)
@@ -30,42 +29,41 @@ CONDITIONS = {  # label → (key type, condition overrides)
 COLORS = {"SFT, semantic keys": "#1f77b4", "Self-distillation, semantic keys": "#ff7f0e", "SFT, UUID keys": "#2ca02c"}
 
 
-def planned_runs(profile, data: dict, synthetic: dict) -> list[Run]:
-    return [Run(label, run_config(profile, data, unknown=synthetic[key], probe=True, **kw))
-            for label, (key, kw) in CONDITIONS.items()]
+def planned_runs(profile: Profile, data, labels=tuple(CONDITIONS)) -> list[Run]:
+    """The runs named in `labels` on the profile's splits and synthetic facts (`data`: Data or Placeholders)."""
+    splits = data.splits(profile)
+    synthetic = {key: data.synthetic(profile, key) for key in dict.fromkeys(CONDITIONS[label][0] for label in labels)}
+    return [Run(label, run_config(profile, splits, unknown=synthetic[CONDITIONS[label][0]], probe=True,
+                                  **CONDITIONS[label][1]), train_size=profile.known_size + profile.synthetic)
+            for label in labels]
 
 
-def main(argv=None) -> pd.DataFrame | None:
-    args = parser(NAME, __doc__).parse_args(argv)
-    profile = synthetic_profile(profile_from(args))
-    if args.dry_run:
-        placeholder = {k: f"<{k}>.jsonl" for k in ("known", "held")}
-        runs = planned_runs(profile, placeholder, {"semantic": "<semantic>.jsonl", "uuid": "<uuid>.jsonl"})
-        for r in runs:
-            r.config["_train_size"] = profile.known + profile.synthetic
-        dry_run(NAME, profile, runs)
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        synthetic = {k: prepare_synthetic(profile, args.runs_dir, k) for k in ("semantic", "uuid")}
-        frames = [probe_frame(r.label, ensure_run(r, args.runs_dir)) for r in planned_runs(profile, data, synthetic)]
-    df = pd.concat(frames, ignore_index=True)
-    rd = df[df["metric"] == "RD"].rename(columns={"run": "condition"})
-
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.2)
+def plot(rd: pd.DataFrame, note: str):
+    """RD over epochs, one line per condition (rd: condition, epoch, value)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.lineplot(data=rd, x="epoch", y="value", hue="condition", palette=COLORS, marker="o", ax=ax)
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Hidden-state drift RD (1 − cos)")
     ax.set_title("Hidden-state drift of held-out entities", fontsize=11)
-    fig.text(0.5, -0.04, caption(profile, f"{profile.synthetic} synthetic facts"), ha="center", fontsize=8)
-    write_outputs(fig, rd[["condition", "epoch", "value"]].rename(columns={"value": "RD"}), NAME, args.figures_dir,
-                  timer.seconds)
+    fig.text(0.5, -0.04, note, ha="center", fontsize=8)
+    return fig
+
+
+def render(ctx, trained) -> pd.DataFrame:
+    df = pd.concat([probe_frame(t.label, t.records) for t in trained], ignore_index=True)
+    rd = df[df["metric"] == "RD"].rename(columns={"run": "condition"})
+    fig = plot(rd, caption(ctx.profile, f"{ctx.profile.synthetic} synthetic facts"))
+    write_outputs(fig, rd[["condition", "epoch", "value"]].rename(columns={"value": "RD"}), NAME, ctx.figures_dir,
+                  ctx.seconds())
     last = rd[rd["epoch"] == rd["epoch"].max()].set_index("condition")["value"]
     for label, value in last.items():
         print(f"RD at the last epoch, {label}: {value:.4f}")
     return rd
 
 
+ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: planned_runs(ctx.profile, data), render,
+                    setting=synthetic_profile, font_scale=SINGLE_PANEL_FONT_SCALE)
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

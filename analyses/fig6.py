@@ -5,27 +5,27 @@
 """
 from __future__ import annotations
 
-
-from .common import caption, write_outputs
-from .figure import run_figure
+from .frames import split_accuracy
+from .outputs import caption, write_outputs
 from .plots import split_panels
+from .skeleton import Analysis, standard_plan
 
 NAME = "fig6"
 LABELS = ["SFT", "Self-distillation", "Only Known"]
+SPLITS = ["held", "maybe_known", "weakly_known"]
 
 
-def render(metrics, profile, args, seconds):
-    fig, df = split_panels(metrics, ["held", "maybe_known", "weakly_known"], note=caption(profile))
-    write_outputs(fig, df, NAME, args.figures_dir, seconds)
+def render(ctx, trained):
+    df = split_accuracy(trained, SPLITS)
+    write_outputs(split_panels(df, SPLITS, note=caption(ctx.profile)), df, NAME, ctx.figures_dir, ctx.seconds())
     missing = [s for s in ("maybe_known", "weakly_known") if s not in set(df["split"])]
     if missing:
         print(f"note: no {' / '.join(missing)} facts in this profile's SLiCK results, so those panels are empty")
     return df
 
 
-def main(argv=None):
-    return run_figure(NAME, __doc__, LABELS, render, argv)
-
+ANALYSIS = Analysis(NAME, __doc__, standard_plan(LABELS), render)
+main = ANALYSIS.main
 
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .common import (
-    Run, Timer, accuracy_frame, caption, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from,
-    run_config, write_outputs,
-)
+from .frames import accuracy_frame
+from .outputs import caption, write_outputs
+from .plots import GRID_FONT_SCALE
+from .runs import Run, run_config
+from .skeleton import Analysis
 
 NAME = "fig9"
 GRID = {
@@ -25,44 +26,45 @@ GRID = {
 SYMBOL = {"snapshot_epoch": "i", "lam": "λ", "tau": "τ"}
 
 
-def planned_runs(profile, data) -> list[tuple[str, float, Run]]:
-    out = []
-    for param, values in GRID[profile.name].items():
-        for v in values:
-            kw = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau, param: v}
-            out.append((param, v, Run(f"Self-distillation {param}={v}",
-                                      run_config(profile, data, condition="self_distill", variant="full",
-                                                 probe=True, **kw))))  # probe: the default run is fig3's
-    return out
+def settings(profile) -> list[tuple[str, float]]:
+    """(setting, value) of every run, in order."""
+    return [(param, v) for param, values in GRID[profile.name].items() for v in values]
 
 
-def main(argv=None):
-    args = parser(NAME, __doc__).parse_args(argv)
-    profile = profile_from(args)
-    if args.dry_run:
-        dry_run(NAME, profile, [r for _, _, r in planned_runs(profile, placeholder_data())])
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        frames = []
-        for param, value, run in planned_runs(profile, data):
-            df = accuracy_frame(run.label, ensure_run(run, args.runs_dir))
-            frames.append(df.assign(param=param, setting=f"{SYMBOL[param]}={value}"))
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df["split"].isin(["unknown", "held"])]
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
-    params = list(GRID[profile.name])
+def plan(ctx, data) -> list[Run]:
+    profile = ctx.profile
+    splits = data.splits(profile)
+    study = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau}
+    return [Run(f"Self-distillation {param}={v}",
+                run_config(profile, splits, condition="self_distill", variant="full", probe=True,
+                           **{**study, param: v}))  # probe: the default run is fig3's
+            for param, v in settings(profile)]
+
+
+def plot(df: pd.DataFrame, params: list[str], note: str):
+    """One row per varied setting: D_Unk and D_Held accuracy over epochs, one line per value."""
     fig, axes = plt.subplots(len(params), 2, figsize=(9, 3 * len(params)), squeeze=False)
     for row, param in enumerate(params):
         for col, split in enumerate(("unknown", "held")):
             sub = df[(df["param"] == param) & (df["split"] == split)]
             sns.lineplot(data=sub, x="epoch", y="accuracy", hue="setting", marker="o", ax=axes[row][col])
             axes[row][col].set_title(f"{'D_Unk' if split == 'unknown' else 'D_Held'} — varying {SYMBOL[param]}")
-    fig.text(0.5, -0.01, caption(profile), ha="center", fontsize=8)
+    fig.text(0.5, -0.01, note, ha="center", fontsize=8)
     fig.tight_layout()
-    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
+    return fig
+
+
+def render(ctx, trained) -> pd.DataFrame:
+    df = pd.concat([accuracy_frame(t.label, t.records).assign(param=param, setting=f"{SYMBOL[param]}={value}")
+                    for (param, value), t in zip(settings(ctx.profile), trained)], ignore_index=True)
+    df = df[df["split"].isin(["unknown", "held"])]
+    fig = plot(df, list(GRID[ctx.profile.name]), caption(ctx.profile))
+    write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
     return df
 
 
+ANALYSIS = Analysis(NAME, __doc__, plan, render, font_scale=GRID_FONT_SCALE)
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

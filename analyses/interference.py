@@ -13,48 +13,57 @@ interference.md (the AUCs and the strongest displacing pairs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from probekit.config import option
 from probekit.entities import read_facts
 from probekit.interference import forgotten_facts, nearest_new, peak_epoch, permutation_auc
 from probekit.io import write_text
-from probekit.series import read_states
 
 from . import fig5
-from .common import (
-    Run, Timer, caption, correct_matrix, dry_run, ensure_run, parser, placeholder_data, prepare_splits,
-    prepare_synthetic, markdown, profile_from, run_dir, save_csv, standard_runs, synthetic_profile, write_outputs,
-)
+from .frames import correct_matrix
+from .outputs import caption, markdown, save_csv, write_outputs
+from .profiles import synthetic_profile
+from .runs import Run, Trained, standard_runs
+from .skeleton import Analysis
 
 NAME = "interference"
 EQ_LABELS = ["SFT", "Self-distillation"]  # new entities: D_Unk
+NEW_ENTITIES = {**{label: "D_Unk" for label in EQ_LABELS},
+                **{label: f"{key} keys" for label, (key, _) in fig5.CONDITIONS.items()}}
 
 
-def planned_runs(profile, data, synthetic_data, synthetic) -> list[tuple[str, Run]]:
-    """(new-entity kind, run) for the EntityQuestions runs and the fig5 synthetic-key runs."""
-    runs = standard_runs(profile, data)
-    return ([("D_Unk", runs[label]) for label in EQ_LABELS]
-            + [(f"{key} keys", run) for run, key in zip(fig5.planned_runs(synthetic_profile(profile),
-                                                                          synthetic_data, synthetic),
-                                                        ("semantic", "semantic", "uuid"))])
+@dataclass
+class Options:
+    permutations: int = option(2000, "label permutations for the AUC's null distribution")
+    top: int = option(10, "strongest displacing pairs to list")
 
 
-def fact_table(kind: str, run: Run, folder, metrics: list[dict]) -> pd.DataFrame:
+def plan(ctx, data) -> list[Run]:
+    """The EntityQuestions runs (new entities: D_Unk) and fig5's synthetic-key runs (new entities: the keys)."""
+    runs = standard_runs(ctx.profile, data.splits(ctx.profile))
+    return [runs[label] for label in EQ_LABELS] + fig5.planned_runs(synthetic_profile(ctx.profile), data)
+
+
+def fact_table(t: Trained) -> pd.DataFrame:
     """One row per held-out fact: its nearest new entity at θ0, similarity, and whether it was forgotten."""
-    held = read_facts(run.config["held"])
-    new = read_facts(run.config["unknown"])
-    base = read_states(folder / "probes", "_base")
-    correct = correct_matrix(metrics)  # [E, N]
+    held = read_facts(t.run.config["held"])
+    new = read_facts(t.run.config["unknown"])
+    base = t.dir.probe_states(None)
+    correct = correct_matrix(t.records)  # [E, N]
     n = correct.shape[1]
     sims, idx = nearest_new(base["held_states"][:n], base["unk_states"])
     peak = peak_epoch(correct)
     eligible, forgotten = forgotten_facts(correct, peak)
     return pd.DataFrame({
-        "run": run.label, "new_entities": kind, "fact": range(n), "entity": [f.entity for f in held[:n]],
-        "answer": [f.answer for f in held[:n]], "nearest_new": [new[j].entity for j in idx[:, 0].tolist()],
+        "run": t.label, "new_entities": NEW_ENTITIES[t.label], "fact": range(n),
+        "entity": [f.entity for f in held[:n]], "answer": [f.answer for f in held[:n]],
+        "nearest_new": [new[j].entity for j in idx[:, 0].tolist()],
         "nearest_new_answer": [new[j].answer for j in idx[:, 0].tolist()], "similarity": sims[:, 0].numpy(),
         "peak_epoch": peak, "eligible": eligible, "forgotten": forgotten,
     })
@@ -72,42 +81,23 @@ def auc_table(facts: pd.DataFrame, permutations: int, seed: int) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def main(argv=None) -> pd.DataFrame | None:
-    ap = parser(NAME, __doc__)
-    ap.add_argument("--permutations", type=int, default=2000, help="label permutations for the AUC null")
-    ap.add_argument("--top", type=int, default=10, help="displacing pairs to list")
-    args = ap.parse_args(argv)
-    profile = profile_from(args)
-    if args.dry_run:
-        placeholder = {"semantic": "<semantic>.jsonl", "uuid": "<uuid>.jsonl"}
-        dry_run(NAME, profile, [r for _, r in planned_runs(profile, placeholder_data(), placeholder_data(),
-                                                           placeholder)])
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        sp = synthetic_profile(profile)
-        synthetic = {k: prepare_synthetic(sp, args.runs_dir, k) for k in ("semantic", "uuid")}
-        frames = []
-        for kind, run in planned_runs(profile, data, prepare_splits(sp, args.runs_dir), synthetic):
-            metrics = ensure_run(run, args.runs_dir)
-            frames.append(fact_table(kind, run, run_dir(run, args.runs_dir), metrics))
-    facts = pd.concat(frames, ignore_index=True)
-    aucs = auc_table(facts, args.permutations, profile.seed)
-    note = caption(profile, "nearest new entity by θ0 layer-l cosine")
-    write_outputs(_plot(facts, aucs, note), facts, NAME, args.figures_dir, timer.seconds)
-    save_csv(aucs, f"{NAME}_auc", args.figures_dir)
-    top = (facts[facts["forgotten"]].sort_values("similarity", ascending=False).head(args.top)
+def render(ctx, trained: list[Trained]) -> pd.DataFrame:
+    facts = pd.concat([fact_table(t) for t in trained], ignore_index=True)
+    aucs = auc_table(facts, ctx.options.permutations, ctx.profile.seed)
+    note = caption(ctx.profile, "nearest new entity by θ0 layer-l cosine")
+    write_outputs(_plot(facts, aucs, note), facts, NAME, ctx.figures_dir, ctx.seconds())
+    save_csv(aucs, f"{NAME}_auc", ctx.figures_dir)
+    top = (facts[facts["forgotten"]].sort_values("similarity", ascending=False).head(ctx.options.top)
            [["run", "entity", "answer", "nearest_new", "nearest_new_answer", "similarity"]])
     text = (f"Interference — {note}\n\nDoes similarity to the nearest new entity predict forgetting?\n\n"
             f"{markdown(aucs)}\n\nStrongest displacing pairs (forgotten held-out "
             f"fact, its nearest new entity):\n\n{markdown(top)}\n")
     print(text)
-    write_text(args.figures_dir / f"{NAME}.md", text)
+    write_text(ctx.figures_dir / f"{NAME}.md", text)
     return aucs
 
 
 def _plot(facts: pd.DataFrame, aucs: pd.DataFrame, note: str):
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     shown = facts[facts["eligible"]].assign(status=lambda d: np.where(d["forgotten"], "forgotten", "kept"))
     sns.stripplot(data=shown, x="run", y="similarity", hue="status", dodge=True, alpha=0.7, ax=axes[0],
@@ -128,5 +118,8 @@ def _plot(facts: pd.DataFrame, aucs: pd.DataFrame, note: str):
     return fig
 
 
+ANALYSIS = Analysis(NAME, __doc__, plan, render, options=Options)
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

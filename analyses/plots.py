@@ -1,27 +1,42 @@
-"""Plot helpers in the study's style: accuracy curves per run (D_Known / D_Unk / D_Held colours) or per split."""
+"""Plots in the study's style: accuracy curves per run (D_Known / D_Unk / D_Held colours) or per split, metric grids.
+
+Nothing is set at import: ``style()`` applies the one seaborn theme for the figures built inside it and restores
+matplotlib's settings afterwards (a notebook keeps its own). Every function returns the Figure.
+"""
 from __future__ import annotations
 
-import matplotlib
+from contextlib import contextmanager
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from .common import SPLIT_COLORS, SPLIT_LABELS, accuracy_frame  # noqa: E402
+SPLIT_COLORS = {"known": "#005b8f", "unknown": "#dc7626", "held": "#cc78a8"}  # the study's D_Known, D_Unk, D_Held
+SPLIT_LABELS = {"known": "D_Known", "unknown": "D_Unk", "held": "D_Held", "maybe_known": "MaybeKnown (held-out)",
+                "weakly_known": "WeaklyKnown (held-out)"}
+FONT_SCALE = 1.1
+SINGLE_PANEL_FONT_SCALE = 1.2  # one small panel (fig4, fig5): larger text
+GRID_FONT_SCALE = 1.0  # many panels (fig9, families): smaller text
 
 
-def _style():
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+@contextmanager
+def style(font_scale: float = FONT_SCALE):
+    """The figures' seaborn theme (whitegrid, paper context) inside the block; matplotlib's settings after it."""
+    with mpl.rc_context():
+        sns.set_theme(style="whitegrid", context="paper", font_scale=font_scale)
+        yield
 
 
-def run_panels(metrics: dict[str, list[dict]], splits=("known", "unknown", "held"), note: str = ""):
-    """One panel per run; in each, accuracy over epochs for each split. Returns (figure, long table)."""
-    _style()
-    df = pd.concat([accuracy_frame(label, m) for label, m in metrics.items()], ignore_index=True)
-    df = df[df["split"].isin(splits)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), sharey=True, squeeze=False)
-    for ax, label in zip(axes[0], metrics):
+def _note(fig, note: str, y: float) -> None:
+    if note:
+        fig.text(0.5, y, note, ha="center", fontsize=8)
+
+
+def run_panels(df: pd.DataFrame, runs: list[str], splits=("known", "unknown", "held"), note: str = ""):
+    """One panel per run; in each, accuracy over epochs for each split (df: run, epoch, split, accuracy)."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), sharey=True, squeeze=False)
+    for ax, label in zip(axes[0], runs):
         sub = df[df["run"] == label]
         for split in splits:
             s = sub[sub["split"] == split]
@@ -33,17 +48,13 @@ def run_panels(metrics: dict[str, list[dict]], splits=("known", "unknown", "held
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("Exact-match accuracy")
     axes[0][-1].legend(loc="best", fontsize=8)
-    if note:
-        fig.text(0.5, -0.03, note, ha="center", fontsize=8)
+    _note(fig, note, -0.03)
     fig.tight_layout()
-    return fig, df
+    return fig
 
 
-def split_panels(metrics: dict[str, list[dict]], splits, note: str = ""):
-    """One panel per split; in each, accuracy over epochs for each run."""
-    _style()
-    df = pd.concat([accuracy_frame(label, m) for label, m in metrics.items()], ignore_index=True)
-    df = df[df["split"].isin(splits)]
+def split_panels(df: pd.DataFrame, splits, note: str = ""):
+    """One panel per split; in each, accuracy over epochs for each run (df: run, epoch, split, accuracy)."""
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
     for ax, split in zip(axes[0], splits):
         sub = df[df["split"] == split]
@@ -52,15 +63,13 @@ def split_panels(metrics: dict[str, list[dict]], splits, note: str = ""):
         ax.set_title(SPLIT_LABELS.get(split, split))
         ax.set_xlabel("Epoch")
         ax.set_ylabel("Exact-match accuracy")
-    if note:
-        fig.text(0.5, -0.03, note, ha="center", fontsize=8)
+    _note(fig, note, -0.03)
     fig.tight_layout()
-    return fig, df
+    return fig
 
 
 def metric_panels(frames: pd.DataFrame, metrics: list[str], note: str = ""):
     """One panel per metric name (column 'metric'), lines per run; frames has run, epoch, metric, value."""
-    _style()
     cols = 4
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -73,7 +82,6 @@ def metric_panels(frames: pd.DataFrame, metrics: list[str], note: str = ""):
         ax.set_ylabel("")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    if note:
-        fig.text(0.5, -0.02, note, ha="center", fontsize=8)
+    _note(fig, note, -0.02)
     fig.tight_layout()
     return fig

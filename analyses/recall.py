@@ -19,8 +19,7 @@ epoch and held-out fact: model correct, layer-l probe correct, forgotten by the 
 """
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -31,27 +30,32 @@ import torch
 from transformers import AutoConfig
 
 from probekit.capture import Prober
-from probekit.checkpoints import find_checkpoints, weights_stamp
+from probekit.checkpoints import weights_stamp
+from probekit.config import option
 from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
 from probekit.errors import ProbekitError
 from probekit.families import check_layer, default_layer
-from probekit.io import read_tensors, write_tensors
 from probekit.interference import forgotten_facts, peak_epoch
+from probekit.io import read_tensors, stable_hash, write_tensors
 from probekit.linear_probe import AnswerProbe, fit_answer_probe, recall_shares
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
-from probekit.series import read_states
 from training.entityquestions import load_relation
 
-from .common import (
-    Timer, caption, correct_matrix, dry_run, ensure_run, parser, placeholder_data, prepare_splits, profile_from,
-    run_dir,
-    save_csv, standard_runs, write_outputs,
-)
+from .frames import correct_matrix
+from .outputs import caption, save_csv, write_outputs
+from .runs import Trained
+from .skeleton import Analysis, standard_plan
 
 NAME = "recall"
 LABELS = ["SFT", "Self-distillation", "Only Known"]
 POOL = {"paper": 4000, "quick": 600, "micro": 60}  # probe training questions per relation
 COLORS = {"SFT": "#1f77b4", "Self-distillation": "#ff7f0e", "Only Known": "#2ca02c"}
+
+
+@dataclass
+class Options:
+    pool: int = option(600, "probe training questions per relation (EntityQuestions train, held-out entities left "
+                       "out)")
 
 
 def probe_pool(relations, held: list[Fact], n: int) -> list[Fact]:
@@ -65,8 +69,8 @@ def probe_pool(relations, held: list[Fact], n: int) -> list[Fact]:
 
 def layer_states(path: Path, tokenizer, facts: list[Fact], prompt_format: str, cache: Path) -> torch.Tensor:
     """Entity states of `facts` at every layer of the model at `path` → [L, N, d], cached in `cache`."""
-    key = hashlib.sha256(json.dumps([str(path.resolve()), weights_stamp(path), prompt_format,
-                                     [[f.question, f.entity_span] for f in facts]]).encode()).hexdigest()
+    key = stable_hash([str(path.resolve()), weights_stamp(path), prompt_format,
+                       [[f.question, f.entity_span] for f in facts]], None)
     if (hit := read_tensors(cache, key)) is not None:
         return hit["states"]
     model = load_causal_lm(path)
@@ -100,59 +104,64 @@ def answerable(probes: dict[str, AnswerProbe], facts: list[Fact]) -> np.ndarray:
     return np.array([f.relation in probes and bool(probes[f.relation].knows([f.answers])[0]) for f in facts])
 
 
-def main(argv=None) -> pd.DataFrame | None:
-    ap = parser(NAME, __doc__)
-    ap.add_argument("--pool", type=int, help="probe training questions per relation")
-    args = ap.parse_args(argv)
-    profile = profile_from(args)
-    n_pool = args.pool or POOL[profile.name]
-    if args.dry_run:
-        runs = standard_runs(profile, placeholder_data())
-        dry_run(NAME, profile, [runs[label] for label in LABELS])
-        print(f"  probe: {n_pool} training questions per relation; every layer on θ0 and each kept checkpoint")
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        runs = standard_runs(profile, data)
-        metrics = {label: ensure_run(runs[label], args.runs_dir) for label in LABELS}
-        held = read_facts(data["held"])[: profile.eval_limit]
-        pool = probe_pool(profile.relations, held, n_pool)
-        base = resolve_model_path(profile.model)
-        tokenizer = load_tokenizer(base)
-        config = AutoConfig.from_pretrained(base)
-        layer = check_layer(config, profile.layer or default_layer(config))
-        fmt = runs["SFT"].config.get("prompt_format", DEFAULT_PROMPT_FORMAT)
-        cache = args.runs_dir / "recall"
-        theta0 = layer_states(base, tokenizer, pool + held, fmt, cache / f"base-{_stamp(base)}.safetensors")
-        C = {r: p.C for r, p in fit_probes(theta0[layer - 1, : len(pool)], pool).items()}  # CV at layer l
-        fixed = [fit_probes(s[: len(pool)], pool, C) for s in theta0]  # one fixed probe per layer
-        counted = answerable(fixed[layer - 1], held)
-        if not counted.any():
-            raise ProbekitError(f"no held-out fact's answer is among the probe's answers; raise --pool ({n_pool})")
-        rows, facts = [], []
-        for label in LABELS:
-            folder = run_dir(runs[label], args.runs_dir)
-            forgotten = _forgotten(metrics[label], counted)
-            summary, per_fact = _over_epochs(label, folder, metrics[label], fixed[layer - 1], held, counted,
-                                             forgotten, layer)
-            rows, facts = rows + summary, facts + per_fact
-            rows += _over_layers(label, folder, metrics[label], fixed, C, pool, held, counted, forgotten, tokenizer,
-                                 fmt, theta0)
+@dataclass
+class Setup:
+    """What every run is measured with: the probe's training questions and the held-out facts, θ0's states of both
+    [L, P + N, d], one fixed probe per layer (C per relation from cross-validation at `layer`), the held-out facts
+    counted ([N] bool: an answer among the probe's classes), the tokenizer and prompt format for checkpoints."""
+
+    pool: list[Fact]
+    held: list[Fact]
+    theta0: torch.Tensor
+    fixed: list[dict[str, AnswerProbe]]
+    C: dict[str, float]
+    counted: np.ndarray
+    layer: int
+    tokenizer: object
+    prompt_format: str
+
+
+def setup(ctx, trained: list[Trained]) -> Setup:
+    """θ0's states and the fixed probes, fitted on the base model (cached under the runs folder)."""
+    profile, config = ctx.profile, trained[0].run.config
+    held = read_facts(config["held"])[: profile.eval_limit]
+    pool = probe_pool(profile.relations, held, ctx.options.pool)
+    base = resolve_model_path(profile.model)
+    tokenizer = load_tokenizer(base)
+    model_config = AutoConfig.from_pretrained(base)
+    layer = check_layer(model_config, profile.layer or default_layer(model_config))
+    fmt = config.get("prompt_format", DEFAULT_PROMPT_FORMAT)
+    cache = ctx.runs_dir / "recall" / f"base-{stable_hash(weights_stamp(base))}.safetensors"
+    theta0 = layer_states(base, tokenizer, pool + held, fmt, cache)
+    C = {r: p.C for r, p in fit_probes(theta0[layer - 1, : len(pool)], pool).items()}  # CV at layer l
+    fixed = [fit_probes(s[: len(pool)], pool, C) for s in theta0]  # one fixed probe per layer
+    counted = answerable(fixed[layer - 1], held)
+    if not counted.any():
+        raise ProbekitError(f"no held-out fact's answer is among the probe's answers; raise --pool "
+                            f"({ctx.options.pool})")
+    return Setup(pool, held, theta0, fixed, C, counted, layer, tokenizer, fmt)
+
+
+def render(ctx, trained: list[Trained]) -> pd.DataFrame:
+    s = setup(ctx, trained)
+    rows, facts = [], []
+    for t in trained:
+        forgotten = _forgotten(t.records, s.counted)
+        summary, per_fact = _over_epochs(t, s, forgotten)
+        rows, facts = rows + summary, facts + per_fact
+        rows += _over_layers(t, s, forgotten)
     df = pd.DataFrame(rows)
-    fig = _plot(df, layer, caption(profile, f"{int(counted.sum())} held-out facts, probe on {len(pool)} questions"))
-    write_outputs(fig, df, NAME, args.figures_dir, timer.seconds)
-    save_csv(pd.DataFrame(facts), f"{NAME}_facts", args.figures_dir)
+    fig = _plot(df, s.layer, caption(ctx.profile, f"{int(s.counted.sum())} held-out facts, probe on {len(s.pool)} "
+                                                  "questions"))
+    write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
+    save_csv(pd.DataFrame(facts), f"{NAME}_facts", ctx.figures_dir)
     last = df[df["scope"] == "epochs"]
     last = last[last["epoch"] == last.groupby("run")["epoch"].transform("max")]
     for _, r in last.iterrows():
-        print(f"{r['run']}: epoch {r['epoch']}, layer {layer}: stored but not recalled {r['stored_not_recalled']:.3f} "
-              f"(probe {r['probe_accuracy']:.3f}, model {r['model_accuracy']:.3f}, n={r['n']}); of the "
-              f"{r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
+        print(f"{r['run']}: epoch {r['epoch']}, layer {s.layer}: stored but not recalled "
+              f"{r['stored_not_recalled']:.3f} (probe {r['probe_accuracy']:.3f}, model {r['model_accuracy']:.3f}, "
+              f"n={r['n']}); of the {r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
     return df
-
-
-def _stamp(path: Path) -> str:
-    return hashlib.sha256(json.dumps(weights_stamp(path)).encode()).hexdigest()[:12]
 
 
 def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> dict:
@@ -163,9 +172,9 @@ def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> 
             "forgotten_stored": float(probe_ok[forgotten].mean()) if forgotten.any() else float("nan")}
 
 
-def _forgotten(metrics: list[dict], counted: np.ndarray) -> np.ndarray:
+def _forgotten(records: list[dict], counted: np.ndarray) -> np.ndarray:
     """[n] bool over the counted held-out facts: right at the run's peak epoch, wrong at the last."""
-    correct = correct_matrix(metrics)[:, counted]  # [E, n]
+    correct = correct_matrix(records)[:, counted]  # [E, n]
     return forgotten_facts(correct, peak_epoch(correct))[1]
 
 
@@ -173,42 +182,41 @@ def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
     return correct_matrix([record])[0][counted]
 
 
-def _over_epochs(label, folder, metrics, probes, held, counted, forgotten, layer) -> tuple[list[dict], list[dict]]:
+def _over_epochs(t: Trained, s: Setup, forgotten: np.ndarray) -> tuple[list[dict], list[dict]]:
     """The fixed layer-l probe at every epoch, on the run's cached probe states → (summary rows, per-fact rows)."""
     rows, facts = [], []
-    kept = [f for f, c in zip(held, counted) if c]
-    for m in metrics:
-        states = read_states(folder / "probes", f"epoch-{m['epoch']:03d}")["held_states"][: len(held)]
-        probe_ok, model_ok = probe_correct(probes, states, held)[counted], _model_correct(m, counted)
-        rows.append(_row("epochs", label, m["epoch"], layer, "fixed", probe_ok, model_ok, forgotten))
-        facts += [{"run": label, "epoch": m["epoch"], "entity": f.entity, "answer": f.answer, "model_correct": mo,
+    kept = [f for f, c in zip(s.held, s.counted) if c]
+    for m in t.records:
+        states = t.dir.probe_states(m["epoch"])["held_states"][: len(s.held)]
+        probe_ok = probe_correct(s.fixed[s.layer - 1], states, s.held)[s.counted]
+        model_ok = _model_correct(m, s.counted)
+        rows.append(_row("epochs", t.label, m["epoch"], s.layer, "fixed", probe_ok, model_ok, forgotten))
+        facts += [{"run": t.label, "epoch": m["epoch"], "entity": f.entity, "answer": f.answer, "model_correct": mo,
                    "probe_correct": po, "forgotten": fo} for f, mo, po, fo in zip(kept, model_ok, probe_ok, forgotten)]
     return rows, facts
 
 
-def _over_layers(label, folder, metrics, fixed, C, pool, held, counted, forgotten, tokenizer, fmt, theta0
-                 ) -> list[dict]:
+def _over_layers(t: Trained, s: Setup, forgotten: np.ndarray) -> list[dict]:
     """Every layer on θ0 and on each checkpoint kept on disk: the fixed probe and a refitted one."""
     rows = []
-    by_epoch = {m["epoch"]: m for m in metrics}
-    for ckpt in find_checkpoints(folder):
-        if ckpt.index not in by_epoch:
+    for m in t.records:
+        path = t.dir.checkpoint(m["epoch"])
+        if not (path / "config.json").is_file():  # not kept
             continue
-        states = theta0 if ckpt.index == 0 else layer_states(
-            ckpt.path, tokenizer, pool + held, fmt, folder / "recall" / f"{ckpt.name}.safetensors")
-        model_ok = _model_correct(by_epoch[ckpt.index], counted)
-        for i, s in enumerate(states):
-            held_states = s[len(pool):]
-            rows.append(_row("layers", label, ckpt.index, i + 1, "fixed",
-                             probe_correct(fixed[i], held_states, held)[counted], model_ok, forgotten))
-            refit = fixed[i] if ckpt.index == 0 else fit_probes(s[: len(pool)], pool, C)
-            rows.append(_row("layers", label, ckpt.index, i + 1, "refit",
-                             probe_correct(refit, held_states, held)[counted], model_ok, forgotten))
+        states = s.theta0 if m["epoch"] == 0 else layer_states(
+            path, s.tokenizer, s.pool + s.held, s.prompt_format, t.dir.path / "recall" / f"{path.name}.safetensors")
+        model_ok = _model_correct(m, s.counted)
+        for i, at_layer in enumerate(states):
+            held_states = at_layer[len(s.pool):]
+            rows.append(_row("layers", t.label, m["epoch"], i + 1, "fixed",
+                             probe_correct(s.fixed[i], held_states, s.held)[s.counted], model_ok, forgotten))
+            refit = s.fixed[i] if m["epoch"] == 0 else fit_probes(at_layer[: len(s.pool)], s.pool, s.C)
+            rows.append(_row("layers", t.label, m["epoch"], i + 1, "refit",
+                             probe_correct(refit, held_states, s.held)[s.counted], model_ok, forgotten))
     return rows
 
 
 def _plot(df: pd.DataFrame, layer: int, note: str):
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     at_l = df[df["scope"] == "epochs"]
     sns.lineplot(data=at_l, x="epoch", y="stored_not_recalled", hue="run", palette=COLORS, marker="o", ax=axes[0])
@@ -233,5 +241,11 @@ def _plot(df: pd.DataFrame, layer: int, note: str):
     return fig
 
 
+ANALYSIS = Analysis(NAME, __doc__, standard_plan(LABELS), render, options=Options,
+                    defaults={preset: {"pool": n} for preset, n in POOL.items()},
+                    describe=lambda ctx: f"  probe: {ctx.options.pool} training questions per relation; every layer "
+                                         "on θ0 and each kept checkpoint")
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

@@ -7,47 +7,41 @@ SFT on D_Known ∪ n synthetic P17 facts for semantic / UUID keys crossed with r
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
-from .common import (
-    Run, Timer, caption, dry_run, ensure_run, forgetting, parser, prepare_splits, prepare_synthetic, profile_from,
-    run_config, save_csv, save_table, synthetic_profile,
-)
+from .frames import forgetting, last_accuracy
+from .outputs import caption, save_csv, save_table
+from .profiles import synthetic_profile
+from .runs import Run, run_config
+from .skeleton import Analysis
 
 NAME = "table4"
 SYNTHETIC = {"paper": 1_000_000, "quick": 64}  # facts per cell; other profiles: their `synthetic`
 CELLS = [(k, v) for k in ("semantic", "uuid") for v in ("real", "semantic", "uuid")]
 
 
-def main(argv=None):
-    args = parser(NAME, __doc__).parse_args(argv)
-    profile = synthetic_profile(profile_from(args))
-    if args.synthetic is None and args.profile in SYNTHETIC:
-        profile = replace(profile, synthetic=SYNTHETIC[args.profile])
-    label = lambda k, v: f"SFT {k} keys {v} values"  # noqa: E731
-    if args.dry_run:
-        runs = [Run(label(k, v), run_config(profile, {"known": "<known>", "held": "<held>"}, unknown="<synthetic>",
-                                            condition="sft")) for k, v in CELLS]
-        for r in runs:
-            r.config["_train_size"] = profile.known + profile.synthetic
-        dry_run(NAME, profile, runs)
-        return None
-    with Timer() as timer:
-        data = prepare_splits(profile, args.runs_dir)
-        rows = []
-        for k, v in CELLS:
-            path = prepare_synthetic(profile, args.runs_dir, k, v)
-            m = ensure_run(Run(label(k, v), run_config(profile, data, unknown=path, condition="sft")), args.runs_dir)
-            rows.append({"key type": k, "value type": v, "ΔD_Held (pp)": forgetting(m),
-                         "D_Unk": m[-1]["accuracy"].get("unknown"), "D_Known": m[-1]["accuracy"].get("known")})
-    table = pd.DataFrame(rows)
-    save_csv(table, NAME, args.figures_dir)
-    save_table(table, NAME, args.figures_dir, f"Key type × value type, {profile.synthetic} facts — {caption(profile)}")
-    print(f"done in {timer.seconds:.0f} s")
+def plan(ctx, data) -> list[Run]:
+    profile = ctx.profile
+    splits = data.splits(profile)
+    synthetic = {(k, v): data.synthetic(profile, k, v) for k, v in CELLS}
+    return [Run(f"SFT {k} keys {v} values", run_config(profile, splits, unknown=path, condition="sft"),
+                train_size=profile.known_size + profile.synthetic) for (k, v), path in synthetic.items()]
+
+
+def render(ctx, trained) -> pd.DataFrame:
+    table = pd.DataFrame([{"key type": k, "value type": v, "ΔD_Held (pp)": forgetting(t.records),
+                           "D_Unk": last_accuracy(t.records, "unknown"), "D_Known": last_accuracy(t.records, "known")}
+                          for (k, v), t in zip(CELLS, trained)])
+    save_csv(table, NAME, ctx.figures_dir)
+    title = f"Key type × value type, {ctx.profile.synthetic} facts — {caption(ctx.profile)}"
+    save_table(table, NAME, ctx.figures_dir, title)
+    print(f"done in {ctx.seconds():.0f} s")
     return table
 
 
+ANALYSIS = Analysis(NAME, __doc__, plan, render, setting=synthetic_profile,
+                    defaults={preset: {"synthetic": n} for preset, n in SYNTHETIC.items()})
+main = ANALYSIS.main
+
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

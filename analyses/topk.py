@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .common import caption, forgetting, save_table, write_outputs
-from .figure import run_figure
+from .frames import forgetting, last_accuracy, split_accuracy
+from .outputs import caption, save_table, write_outputs
 from .plots import split_panels
+from .skeleton import Analysis, standard_plan
 
 NAME = "topk"
 LABELS = ["SFT", "Self-distillation", "Top-k distillation", "Random-k distillation"]
+SPLITS = ["unknown", "held"]
 
 
-def render(metrics, profile, args, seconds):
-    fig, df = split_panels(metrics, ["unknown", "held"], note=caption(profile))
-    write_outputs(fig, df, NAME, args.figures_dir, seconds)
-    table = pd.DataFrame([{"condition": label, "D_Unk (last)": m[-1]["accuracy"].get("unknown"),
-                           "D_Held (last)": m[-1]["accuracy"].get("held"), "ΔD_Held (pp)": forgetting(m)}
-                          for label, m in metrics.items()])
-    save_table(table, NAME, args.figures_dir, f"Distillation variants — {caption(profile)}")
+def render(ctx, trained):
+    df = split_accuracy(trained, SPLITS)
+    write_outputs(split_panels(df, SPLITS, note=caption(ctx.profile)), df, NAME, ctx.figures_dir, ctx.seconds())
+    table = pd.DataFrame([{"condition": t.label, "D_Unk (last)": last_accuracy(t.records, "unknown"),
+                           "D_Held (last)": last_accuracy(t.records, "held"), "ΔD_Held (pp)": forgetting(t.records)}
+                          for t in trained])
+    save_table(table, NAME, ctx.figures_dir, f"Distillation variants — {caption(ctx.profile)}")
     return df
 
 
-def main(argv=None):
-    return run_figure(NAME, __doc__, LABELS, render, argv)
-
+ANALYSIS = Analysis(NAME, __doc__, standard_plan(LABELS), render)
+main = ANALYSIS.main
 
 if __name__ == "__main__":
-    main()
+    ANALYSIS.cli()

@@ -1,20 +1,31 @@
 """Find and order a series of checkpoints, whoever wrote it, and the base model (θ0) it started from.
 
-Recognised checkpoint directory names (under the run directory or its ``checkpoints/`` folder), each holding a
-``config.json``: this project's ``epoch-003``, torchtune's ``epoch_3``, HF Trainer's ``checkpoint-500``,
-``step-500`` / ``step_500`` and ``global_step500``. A series is ordered by its number and is either all epochs or
-all steps. All checkpoints must share the base model's architecture and tokenizer.
+A series comes from one of three places:
+
+- a run directory: checkpoint folders under it (or its ``checkpoints/`` folder) named like this project's
+  ``epoch-003``, torchtune's ``epoch_3`` (``FullModelHFCheckpointer``: config.json + ``model-*-of-*.safetensors``),
+  HF Trainer's and axolotl's ``checkpoint-500``, ``step-500`` / ``step_500`` or ``global_step500``, ordered by
+  number; all epochs or all steps;
+- an explicit list of folders (``--checkpoints DIR DIR ...``), in the order given;
+- revisions of a repo in the local Hugging Face cache (``--base EleutherAI/pythia-160m --revisions step1000
+  step2000``), in the order given.
+
+A checkpoint is a full model (``config.json`` + weights) or a PEFT adapter (``adapter_config.json`` +
+``adapter_model.safetensors``, merged into θ0 when probed); a series is one or the other. All checkpoints must
+share the base model's architecture and tokenizer (probekit.tokenizer_identity).
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .adapters import is_adapter, recorded_base
 from .errors import ProbekitError
-from .models import EMBEDDED, resolve_model_path
+from .models import hub_snapshot, resolve_model_path
+from .tokenizer_identity import tokenizer_difference, tokenizer_identity
 
 _PATTERNS = (
     (re.compile(r"^epoch[-_]?(\d+)$"), "epoch"),
@@ -22,20 +33,62 @@ _PATTERNS = (
 )
 #: the file a run directory may hold to record its base model: {"base_model": "<path or 'embedded'>"}
 RUN_RECORD = "run.json"
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
+NO_BASE_HINT = ("probekit looks for --base, run.json's base_model, an adapter's adapter_config.json "
+                "base_model_name_or_path and a checkpoint's config.json _name_or_path (a local folder or a repo id "
+                "in the local Hugging Face cache); pass --base PATH, a repo id or 'embedded'")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One checkpoint of a series: its directory, whether it counts epochs or steps, and its number."""
+    """One checkpoint of a series: its directory, whether it counts epochs or steps (or "revision" /
+    "checkpoint" for a listed one without a number), its number, and a label when its folder's name is not it."""
 
     path: Path
-    kind: str  # "epoch" or "step"
+    kind: str
     index: int
+    label: str | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
+
+    @property
+    def adapter(self) -> bool:
+        return is_adapter(self.path)
+
+
+@dataclass(frozen=True)
+class Series:
+    """What a probe runs over: the run's name (the table's ``run`` column), θ0 and the ordered checkpoints."""
+
+    run: str
+    base: Path
+    checkpoints: list[Checkpoint]
+
+
+def is_checkpoint(path: Path) -> bool:
+    return (path / "config.json").is_file() or is_adapter(path)
+
+
+def _numbered(name: str) -> tuple[str, int] | None:
+    for pattern, kind in _PATTERNS:
+        if m := pattern.match(name):
+            return kind, int(m.group(1))
+    return None
+
+
+def _check_one_series(found: list[Checkpoint], where) -> None:
+    kinds = {c.kind for c in found}
+    if len(kinds) > 1:
+        raise ProbekitError(f"{where} mixes {' and '.join(sorted(kinds))} checkpoints; probe one series at a time")
+    adapters = [c.name for c in found if c.adapter]
+    if adapters and len(adapters) < len(found):
+        full = [c.name for c in found if not c.adapter]
+        raise ProbekitError(f"{where} mixes full checkpoints ({', '.join(full)}) and PEFT adapters "
+                            f"({', '.join(adapters)}); probe one series at a time")
+    names = [c.name for c in found]
+    if len(set(names)) < len(names):
+        raise ProbekitError(f"{where}: two checkpoints are named {max(names, key=names.count)}; rename one")
 
 
 def find_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
@@ -45,45 +98,82 @@ def find_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
         raise ProbekitError(f"run directory not found: {run_dir}")
     found = []
     for folder in (run_dir, run_dir / "checkpoints"):
-        if not folder.is_dir():
-            continue
-        for child in folder.iterdir():
-            if not (child / "config.json").is_file():
-                continue
-            for pattern, kind in _PATTERNS:
-                if m := pattern.match(child.name):
-                    found.append(Checkpoint(child, kind, int(m.group(1))))
+        for child in folder.iterdir() if folder.is_dir() else ():
+            if is_checkpoint(child) and (numbered := _numbered(child.name)):
+                found.append(Checkpoint(child, *numbered))
     if not found:
         raise ProbekitError(
             f"no checkpoints in {run_dir}: expected folders like epoch-001/, checkpoint-500/, epoch_3/ or step-100/ "
-            "holding a config.json"
+            "holding a config.json (or a PEFT adapter_config.json), or list them with --checkpoints DIR DIR ..."
         )
-    kinds = {c.kind for c in found}
-    if len(kinds) > 1:
-        raise ProbekitError(f"{run_dir} mixes epoch and step checkpoints; probe one series at a time")
-    found.sort(key=lambda c: c.index)
+    found.sort(key=lambda c: (c.index, c.name))
+    _check_one_series(found, run_dir)
     for a, b in zip(found, found[1:]):
         if a.index == b.index:
             raise ProbekitError(f"{a.path} and {b.path} both claim {a.kind} {a.index}")
     return found
 
 
-def resolve_base(run_dir: str | Path, base: str | None = None) -> Path:
-    """θ0: `base` if given; else the run's recorded base (``run.json``'s ``base_model``, or the ``_name_or_path``
-    a HF Trainer checkpoint records when it is a local directory)."""
+def _ordered(paths: list[Path], labels: list[str], kind: str) -> list[Checkpoint]:
+    """Checkpoints in the order given: numbered by their names when all share one kind, else `kind` and position."""
+    numbered = [_numbered(label) for label in labels]
+    if all(numbered) and len({n[0] for n in numbered}) == 1:
+        return [Checkpoint(p, *n, label=lab) for p, n, lab in zip(paths, numbered, labels)]
+    return [Checkpoint(p, kind, i, label=lab) for i, (p, lab) in enumerate(zip(paths, labels))]
+
+
+def listed_checkpoints(dirs: list[str | os.PathLike]) -> list[Checkpoint]:
+    """An explicit, ordered list of checkpoint folders (``--checkpoints``)."""
+    paths = [Path(d) for d in dirs]
+    for p in paths:
+        if not p.is_dir():
+            raise ProbekitError(f"checkpoint directory not found: {p}")
+        if not is_checkpoint(p):
+            raise ProbekitError(f"{p} is not a checkpoint: it holds no config.json or PEFT adapter_config.json")
+    labels = [p.name for p in paths]
+    if len(set(labels)) < len(labels):  # same folder name in different runs: name them by their paths
+        root = Path(os.path.commonpath([p.resolve() for p in paths]))
+        labels = [str(p.resolve().relative_to(root)).replace(os.sep, "--") for p in paths]
+    found = _ordered(paths, labels, "checkpoint")
+    _check_one_series(found, "the --checkpoints list")
+    return found
+
+
+def revision_checkpoints(repo_id: str, revisions: list[str]) -> list[Checkpoint]:
+    """Revisions of `repo_id` in the local Hugging Face cache (``--revisions``), in the order given."""
+    paths = [hub_snapshot(repo_id, r) for r in revisions]
+    found = _ordered(paths, [r.replace("/", "-") for r in revisions], "revision")
+    _check_one_series(found, f"the revisions of {repo_id}")
+    return found
+
+
+def _recorded_bases(checkpoints: list[Checkpoint]):
+    """The θ0s a series' checkpoints record (adapter_config.json or config.json), in order."""
+    for ckpt in checkpoints:
+        if ckpt.adapter:
+            yield recorded_base(ckpt.path)
+        elif (config := ckpt.path / "config.json").is_file():
+            yield json.loads(config.read_text()).get("_name_or_path")
+
+
+def resolve_base(run_dir: str | Path | None, base: str | None = None,
+                 checkpoints: list[Checkpoint] | None = None) -> Path:
+    """θ0: `base` if given; else the first base the series records that resolves locally (see NO_BASE_HINT)."""
     if base is not None:
         return resolve_model_path(base)
-    run_dir = Path(run_dir)
-    record = run_dir / RUN_RECORD
-    if record.is_file():
-        recorded = json.loads(record.read_text()).get("base_model")
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if checkpoints is None:
+        checkpoints = find_checkpoints(run_dir)
+    if run_dir is not None and (run_dir / RUN_RECORD).is_file():
+        recorded = json.loads((run_dir / RUN_RECORD).read_text()).get("base_model")
         if recorded:
             return resolve_model_path(recorded)
-    for ckpt in find_checkpoints(run_dir):
-        recorded = json.loads((ckpt.path / "config.json").read_text()).get("_name_or_path")
-        if recorded and (recorded == EMBEDDED or (Path(recorded) / "config.json").is_file()):
+    for recorded in filter(None, _recorded_bases(checkpoints)):
+        try:
             return resolve_model_path(recorded)
-    raise ProbekitError(f"{run_dir} records no base model; pass --base PATH (or --base embedded)")
+        except ProbekitError:
+            continue  # recorded, but not on this machine
+    raise ProbekitError(f"{run_dir or 'the series'} records no base model found on this machine: {NO_BASE_HINT}")
 
 
 def architecture_of(path: Path) -> dict:
@@ -99,29 +189,42 @@ def weights_stamp(path: Path) -> list:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(path).glob("*.safetensors"))
 
 
-def tokenizer_fingerprint(path: Path) -> str | None:
-    """A hash of a checkpoint's tokenizer files, or None if it saved none (it then uses the base's)."""
-    digest = hashlib.sha256()
-    files = [path / f for f in _TOKENIZER_FILES if (path / f).is_file()]
-    if not files:
-        return None
-    for f in files:
-        digest.update(f.name.encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
-
-
 def check_series(base: Path, checkpoints: list[Checkpoint]) -> None:
-    """Refuse a series whose checkpoints differ from the base in architecture or tokenizer, naming the odd one."""
-    arch, tok = architecture_of(base), tokenizer_fingerprint(base)
+    """Refuse a series whose checkpoints differ from the base in architecture or tokenizer, naming the odd one
+    and what differs."""
+    arch, tok = architecture_of(base), tokenizer_identity(base)
     for ckpt in checkpoints:
-        if architecture_of(ckpt.path) != arch:
+        if not ckpt.adapter and architecture_of(ckpt.path) != arch:
             raise ProbekitError(
                 f"{ckpt.path} has a different architecture from the base {base} "
                 f"({architecture_of(ckpt.path)} vs {arch}); probe one model's series at a time"
             )
-        theirs = tokenizer_fingerprint(ckpt.path)
-        if theirs is not None and tok is not None and theirs != tok:
+        theirs = tokenizer_identity(ckpt.path)
+        if theirs is not None and tok is not None and (differs := tokenizer_difference(tok, theirs)):
             raise ProbekitError(
-                f"{ckpt.path} has a different tokenizer from the base {base}; a series must share one tokenizer"
+                f"{ckpt.path} has a different tokenizer from the base {base} ({', '.join(differs)} differ); "
+                "a series must share one tokenizer"
             )
+
+
+def resolve_series(run_dir: str | Path | None = None, *, checkpoints: list | None = None,
+                   revisions: list[str] | None = None, base: str | None = None) -> Series:
+    """The series to probe from exactly one of a run directory, a list of folders or revisions of `base`."""
+    given = [name for name, v in (("RUN_DIR", run_dir), ("--checkpoints", checkpoints), ("--revisions", revisions))
+             if v]
+    if len(given) != 1:
+        raise ProbekitError("give exactly one of RUN_DIR, --checkpoints DIR ... or --revisions REV ... "
+                            f"(got {' and '.join(given) or 'none'})")
+    if revisions:
+        if base is None:
+            raise ProbekitError("--revisions needs --base REPO_ID (the repo whose revisions they are)")
+        repo_id = base.partition("@")[0]
+        found = revision_checkpoints(repo_id, revisions)
+        return Series(repo_id, resolve_model_path(base), found)
+    if checkpoints:
+        found = listed_checkpoints(checkpoints)
+        paths = [c.path.resolve() for c in found]
+        run = Path(os.path.commonpath(paths)).name if len(paths) > 1 else paths[0].parent.name
+        return Series(run, resolve_base(None, base, found), found)
+    found = find_checkpoints(run_dir)
+    return Series(Path(run_dir).name, resolve_base(run_dir, base, found), found)

@@ -1,58 +1,111 @@
 """The ``probekit`` command line: probe a checkpoint series, plot its metrics, list supported models.
 
-Errors a user can cause print one line (``probekit: error: ...``) and exit with status 2.
+Every flag comes from a settings dataclass (probekit.config): the probe's from ``ProbeConfig``, its inputs from
+``ProbeInputs``. Errors a user can cause print one line (``probekit: error: ...``) and exit with status 2
+(probekit.errors.run_cli).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+from dataclasses import dataclass
 
-from .errors import ProbekitError
+from .config import add_arguments, from_namespace, option
+from .errors import run_cli
 
 DESCRIPTION = """\
 probekit shows what fine-tuning does to the facts a language model already knew.
 
   probekit probe RUN_DIR --base BASE --held held.jsonl [--unknown unk.jsonl] [--new new.jsonl] --out probes/
-      probe θ0 and every checkpoint of RUN_DIR (epoch-003/, checkpoint-500/, epoch_3/, step-N/) and write
-      probes/probes.csv (+ .parquet): RD, NS, MTD, Rank-rho, NTR, JSD per checkpoint. Resumable.
+      probe θ0 and every checkpoint of RUN_DIR (epoch-003/, checkpoint-500/, epoch_3/, step-N/, full models or
+      PEFT adapters) and write probes/probes.csv (+ .parquet): RD, NS, MTD, Rank-rho, NTR, JSD per checkpoint.
+      Instead of RUN_DIR: --checkpoints DIR DIR ... (in that order), or --revisions step1000 step2000 ... of the
+      --base repo id in the local Hugging Face cache. Resumable.
   probekit plot probes/ [more_probes/ ...] --metric RD --out figures/rd
       plot a metric over training, one line per run (PNG + PDF).
   probekit models
       list the supported architectures and where the embedded default model lives.
 
 Layer l is the output of decoder block l (1-based), i.e. Hugging Face hidden_states[l]; the default is the
-middle layer, num_hidden_layers // 2. Facts are JSONL lines {"question", "answers", "entity"} or
-{"template", "subject", "answers"}; the probe reads the final token of the entity."""
+middle layer, num_hidden_layers // 2. Facts are JSONL, CSV or Parquet files (or save_to_disk folders) with
+{"question", "answers", "entity"} or {"template", "subject", "answers"}; the probe reads the final token of the
+entity. Nothing is downloaded: models are local folders or repo ids already in the local Hugging Face cache."""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every default (a text with a newline as its escape) and keeps the description's layout."""
+
+    def _get_help_string(self, action):
+        if action.required:
+            return action.help
+        if isinstance(action.default, str) and "\n" in action.default:
+            return f"{action.help} (default: %(default)r)"
+        return super()._get_help_string(action)
+
+
+@dataclass
+class ProbeInputs:
+    """What `probekit probe` reads and where it writes."""
+
+    held: str = option(help="held-out facts (D_Held): JSONL, CSV, Parquet or a save_to_disk folder")
+    out: str = option(help="output folder (tables, probe.json, states cache); a re-run resumes it")
+    base: str | None = option(None, "base model θ0: a checkpoint folder, a repo id in the local Hugging Face cache "
+                                    "(org/name or org/name@revision) or 'embedded'; default: what the run records")
+    unknown: str | None = option(None, "unknown facts (D_Unk), same formats: enables Rank-rho, NTR and JSD")
+    new: str | None = option(None, "new/synthetic entities for MTD (default: the unknown facts)")
+    checkpoints: list[str] | None = option(None, "an explicit, ordered list of checkpoint folders (instead of "
+                                                 "RUN_DIR)")
+    revisions: list[str] | None = option(None, "revisions of the --base repo id in the local Hugging Face cache, in "
+                                               "order (instead of RUN_DIR), e.g. step1000 step2000")
+
+
+@dataclass
+class PlotSettings:
+    """What `probekit plot` draws and where."""
+
+    metric: list[str] = option(default_factory=lambda: ["RD"], help="RD, NS, MTD, Rank-rho, NTR and/or JSD")
+    out: str = option("figures/probe", "output path without suffix (writes .png and .pdf)")
+
+
+@dataclass
+class ModelsSettings:
+    embedded: bool = option(False, "convert the embedded model now and print its path")
 
 
 def _probe(args) -> None:
     from .entities import read_facts
     from .series import ProbeConfig, probe_series
 
-    config = ProbeConfig(
-        layer=args.layer, k=args.k, ns_sample=args.ns_sample or None, max_pairs=args.max_pairs or None,
-        seed=args.seed, jsd_log_base=args.jsd_log_base, prompt_format=args.prompt_format.replace("\\n", "\n"),
-        batch_size=args.batch_size, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle,
-    )
-    df = probe_series(
-        args.run_dir, base=args.base, out=args.out, config=config, held=read_facts(args.held),
-        unknown=read_facts(args.unknown) if args.unknown else None,
-        new=read_facts(args.new) if args.new else None,
-    )
+    config = from_namespace(ProbeConfig, args, prompt_format=args.prompt_format.replace("\\n", "\n"))
+    inputs = from_namespace(ProbeInputs, args)
+    facts = {name: read_facts(getattr(inputs, name)) if getattr(inputs, name) else None
+             for name in ("held", "unknown", "new")}
+    df = probe_series(args.run_dir, base=inputs.base, out=inputs.out, config=config, checkpoints=inputs.checkpoints,
+                      revisions=inputs.revisions, **facts)
+    if df.empty:
+        print("no checkpoint was probed")
+        return
     wide = df.pivot_table(index=["index", "name"], columns="metric", values="value", sort=True)
     print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"wrote {args.out}/probes.csv and probes.parquet")
+    print(f"wrote {inputs.out}/probes.csv and probes.parquet")
 
 
 def _plot(args) -> None:
-    from .plot import plot_metric, read_probes
+    import matplotlib
 
+    matplotlib.use("Agg")  # a command line only saves files
+    import matplotlib.pyplot as plt
+
+    from .plot import plot_metric, read_probes, save_figure
+
+    settings = from_namespace(PlotSettings, args)
     df = read_probes(args.probes)
-    for metric in args.metric:
-        out = args.out if len(args.metric) == 1 else f"{args.out}-{metric}"
-        for path in plot_metric(df, metric, out):
+    for metric in settings.metric:
+        fig = plot_metric(df, metric)
+        out = settings.out if len(settings.metric) == 1 else f"{settings.out}-{metric}"
+        for path in save_figure(fig, out):
             print(f"wrote {path}")
+        plt.close(fig)
 
 
 def _models(args) -> None:
@@ -69,59 +122,39 @@ def _models(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="probekit", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    from .series import ProbeConfig
+
+    parser = argparse.ArgumentParser(prog="probekit", description=DESCRIPTION, formatter_class=_Formatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("probe", help="probe a checkpoint series against its base model",
-                       description="Probe θ0 and every checkpoint of RUN_DIR; write a tidy metrics table.")
-    p.add_argument("run_dir", help="directory of checkpoints (or with a checkpoints/ folder)")
-    p.add_argument("--base", help="base model θ0: a checkpoint directory or 'embedded' (default: the run's record)")
-    p.add_argument("--held", required=True, help="JSONL of held-out facts (D_Held)")
-    p.add_argument("--unknown", help="JSONL of unknown facts (D_Unk): enables Rank-rho, NTR, JSD")
-    p.add_argument("--new", help="JSONL of new/synthetic entities for MTD (default: the unknown facts)")
-    p.add_argument("--out", required=True, help="output directory (tables, states cache)")
-    p.add_argument("--layer", type=int, help="1-based layer (hidden_states[l]); default num_hidden_layers // 2")
-    p.add_argument("--k", type=int, default=76, help="top-k size for Rank-rho, NTR, JSD (default 76)")
-    p.add_argument("--ns-sample", type=int, default=1000, help="NS subsample size |S| (0 = all; default 1000)")
-    p.add_argument("--max-pairs", type=int, default=10_000, help="cap on (unknown, held) pairs (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the NS subsample and the pair cap")
-    p.add_argument("--jsd-log-base", type=float, default=math.e, help="log base of JSD (default e; 2 for bits)")
-    p.add_argument("--prompt-format", default="Q: {question}\\nA:", help="prompt with {question} (default QA)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", help="float32, bfloat16, ... (default float32 on CPU, bfloat16 on GPU)")
-    p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights: only if you trust them")
+    p = sub.add_parser("probe", help="probe a checkpoint series against its base model", formatter_class=_Formatter,
+                       description="Probe θ0 and every checkpoint of a series; write a tidy metrics table.")
+    p.add_argument("run_dir", nargs="?", help="folder of checkpoints (or with a checkpoints/ folder); or give "
+                                              "--checkpoints or --revisions instead")
+    add_arguments(p, ProbeInputs)
+    add_arguments(p, ProbeConfig)
     p.set_defaults(func=_probe)
 
-    p = sub.add_parser("plot", help="plot a metric over training for one or more probe outputs")
-    p.add_argument("probes", nargs="+", help="probe output directories (or probes.csv files)")
-    p.add_argument("--metric", nargs="+", default=["RD"], help="RD, NS, MTD, Rank-rho, NTR, JSD (default RD)")
-    p.add_argument("--out", default="figures/probe", help="output path without suffix (writes .png and .pdf)")
+    p = sub.add_parser("plot", help="plot a metric over training for one or more probe outputs",
+                       formatter_class=_Formatter)
+    p.add_argument("probes", nargs="+", help="probe output folders (or probes.csv files)")
+    add_arguments(p, PlotSettings)
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("models", help="list supported architectures and the embedded model")
-    p.add_argument("--embedded", action="store_true", help="convert the embedded model now and print its path")
+    p = sub.add_parser("models", help="list supported architectures and the embedded model", formatter_class=_Formatter)
+    add_arguments(p, ModelsSettings)
     p.set_defaults(func=_models)
     return parser
 
 
-def run_command(args, prog: str) -> int:
-    """Run ``args.func(args)``: a ProbekitError becomes one line on stderr and exit status 2."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own bars say what is happening
-    try:
-        args.func(args)
-    except ProbekitError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv), "probekit")
+    """``probekit`` console script: exit status 0, or 2 with one line for an error a user can fix."""
+    return run_cli("probekit", lambda: _dispatch(argv))
+
+
+def _dispatch(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
 
 
 if __name__ == "__main__":

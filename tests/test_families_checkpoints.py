@@ -92,3 +92,27 @@ def test_missing_model_dir(tmp_path):
         load_causal_lm(tmp_path / "nope")
     with pytest.raises(ProbekitError, match="no config.json"):
         load_causal_lm(tmp_path)
+
+
+def test_adapter_folders_explicit_lists_and_tokenizer_identity(tmp_path):
+    from probekit.checkpoints import listed_checkpoints
+    from probekit.tokenizer_identity import tokenizer_difference, tokenizer_identity
+
+    for name in ("checkpoint-4", "checkpoint-2"):  # a PEFT run: adapters, no config.json
+        (tmp_path / "lora" / name).mkdir(parents=True)
+        (tmp_path / "lora" / name / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
+        (tmp_path / "lora" / name / "adapter_model.safetensors").write_bytes(b"")
+    found = find_checkpoints(tmp_path / "lora")
+    assert [c.name for c in found] == ["checkpoint-2", "checkpoint-4"] and all(c.adapter for c in found)
+    listed = listed_checkpoints([tmp_path / "lora" / "checkpoint-4", tmp_path / "lora" / "checkpoint-2"])
+    assert [(c.kind, c.index) for c in listed] == [("step", 4), ("step", 2)]  # the order given
+    tok = byte_bpe_tokenizer()
+    tok.save_pretrained(tmp_path / "a")
+    spec = json.loads((tmp_path / "a" / "tokenizer.json").read_text())
+    spec["truncation"] = {"max_length": 8, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "tokenizer.json").write_text(json.dumps(spec, indent=4))
+    assert tokenizer_difference(tokenizer_identity(tmp_path / "a"), tokenizer_identity(tmp_path / "b")) == []
+    spec["model"]["merges"] = spec["model"]["merges"][:-1]
+    (tmp_path / "b" / "tokenizer.json").write_text(json.dumps(spec))
+    assert tokenizer_difference(tokenizer_identity(tmp_path / "a"), tokenizer_identity(tmp_path / "b")) == ["merges"]

@@ -37,6 +37,11 @@ def perturb(model, scale, seed):
 
 @pytest.fixture
 def tiny_series(tmp_path):
+    return make_tiny_series(tmp_path)
+
+
+def make_tiny_series(tmp_path):
+    """A qwen2 base, three perturbed epochs under run/checkpoints with run.json, and held/unknown fact files."""
     tok = byte_bpe_tokenizer()
     base = tmp_path / "base"
     save_checkpoint(tiny_model("qwen2", len(tok)), tok, base)

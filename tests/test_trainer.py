@@ -227,6 +227,6 @@ def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):
     model = trainer.load_model(trainer.base_path)
     optimizer = trainer.optimizer([p for p in model.parameters() if p.requires_grad])
     assert optimizer_state(model, optimizer) is None and not optimizer.state
-    trainer.step(model, trainer.wrap(model), optimizer, trainer.train_examples[:4])
+    trainer.step(model, trainer.wrap(model), optimizer, trainer.prepare(trainer.train_examples[:4]))
     state = optimizer_state(model, optimizer)["state"]
     assert {float(s["step"]) for s in state.values()} == {1.0}

@@ -1,0 +1,104 @@
+"""The facts an analysis trains and evaluates on: SLiCK-filtered splits and synthetic facts, cached under the runs
+folder by a hash of everything they depend on. ``Placeholders`` stands in for them in a dry run.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from probekit.entities import fact_to_record
+from probekit.io import stable_hash, write_jsonl
+from probekit.models import load_model, load_tokenizer, resolve_model_path
+from training.entityquestions import load_relation
+from training.slick import Slick, SlickConfig, category_shares, run_slick
+from training.splits import SplitConfig, keep_relations, make_splits, write_splits
+from training.synthetic import synthetic_facts
+
+from .profiles import Profile, model_name
+
+SPLITS = ("known", "unknown", "held", "maybe_known", "weakly_known")
+SPLIT_SETTINGS = ("model", "relations", "slick", "slick_runs", "slick_shots", "slick_samples", "slick_exemplars",
+                  "train_questions", "dev_questions", "min_highly_known", "known_size", "unknown_size", "held_size",
+                  "seed")
+_OLD_NAMES = {"known_size": "known", "unknown_size": "unknown", "held_size": "held"}  # in the hash: folders reused
+
+
+class Data:
+    """Prepares (or reuses) the data of a profile under `runs_dir`/data and `runs_dir`/slick."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+
+    def splits(self, profile: Profile) -> dict[str, str]:
+        """D_Known, D_Unk, D_Held and held-out MaybeKnown / WeaklyKnown as JSONL paths (cached)."""
+        folder = self.runs_dir / "data" / f"splits-{stable_hash(['splits', data_key(profile)])}"
+        if not (folder / "manifest.json").exists():
+            _write_splits(profile, folder, self.runs_dir)
+        return {n: str(folder / f"{n}.jsonl") for n in SPLITS}
+
+    def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
+        """Synthetic P17 facts (JSONL path, cached) for the profile's model."""
+        n = n or profile.synthetic
+        key = stable_hash([profile.model, profile.seed])
+        path = self.runs_dir / "data" / f"synthetic-{key_type}-{value_type}-{n}-{key}.jsonl"
+        if not path.exists():
+            tokenizer = load_tokenizer(resolve_model_path(profile.model))
+            write_jsonl(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
+        return str(path)
+
+
+class Placeholders:
+    """What a dry run plans with: the same calls as ``Data``, nothing prepared."""
+
+    def splits(self, profile: Profile) -> dict[str, str]:
+        return {k: f"<{k}>.jsonl" for k in SPLITS}
+
+    def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
+        return f"<synthetic {key_type} keys {value_type} values>.jsonl"
+
+
+def data_key(profile: Profile) -> dict:
+    """The settings the splits depend on (under the names they had when the split folders were first named)."""
+    return {_OLD_NAMES.get(k, k): getattr(profile, k) for k in SPLIT_SETTINGS}
+
+
+def _write_splits(profile: Profile, folder: Path, runs_dir: Path) -> None:
+    train, dev = _slick_records(profile, runs_dir)
+    kept = keep_relations(dev, profile.min_highly_known)
+
+    def cap(records: dict, category: str, asked: int | None, name: str) -> int | None:
+        available = sum(r["category"] == category for rel in kept for r in records.get(rel, []))
+        if asked is not None and asked > available:
+            print(f"note: {name}: {asked} asked, {available} {category} questions available; using {available}")
+            return available
+        return asked
+
+    config = SplitConfig(known=cap(train, "HighlyKnown", profile.known_size, "D_Known"),
+                         unknown=cap(train, "Unknown", profile.unknown_size, "D_Unk"),
+                         held=cap(dev, "HighlyKnown", profile.held_size, "D_Held"),
+                         min_highly_known=profile.min_highly_known, seed=profile.seed)
+    shares = {s: {r: category_shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
+    write_splits(make_splits(train, dev, config), folder, config, kept,
+                 {"profile": asdict(profile), "slick_shares": shares})  # manifest.json last: marks it complete
+
+
+def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
+    """SLiCK (or, in the micro profile, plain assignment) of the profile's questions → relation → records."""
+    train = {r: load_relation(r, "train")[: profile.train_questions] for r in profile.relations}
+    dev = {r: load_relation(r, "dev")[: profile.dev_questions] for r in profile.relations}
+    if not profile.slick:  # micro: no knowledge test; alternate categories so every split has members
+        cats = ("HighlyKnown", "Unknown")
+        label = lambda facts, d: [{**fact_to_record(f), "category": cats[i % 2] if d else cats[0]}  # noqa: E731
+                                  for i, f in enumerate(facts)]
+        return ({r: label(v, True) for r, v in train.items()}, {r: label(v, False) for r, v in dev.items()})
+    config = SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
+                         exemplars=profile.slick_exemplars, seed=profile.seed)
+    folder = runs_dir / "slick" / stable_hash([profile.model, asdict(config)])
+    model, tokenizer = load_model(profile.model, device=profile.device or "cpu")
+    pools = {r: load_relation(r, "train") for r in profile.relations}
+    slick = Slick(model, tokenizer, pools, config)
+    out = ({}, {})
+    for i, (split, facts) in enumerate((("train", train), ("dev", dev))):
+        for r, fs in facts.items():
+            out[i][r] = run_slick(slick, fs, folder / f"{r}.{split}.jsonl", model_name(profile))
+    return out

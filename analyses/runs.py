@@ -1,0 +1,106 @@
+"""The training runs an analysis needs: planned as RunConfig dicts, kept in folders named by their config hash (so
+figures that need the same run share it, a second invocation reuses it and a half-finished run resumes).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.config import RunConfig, run_key
+from training.run_dir import RunDir
+from training.trainer import Trainer
+
+from .profiles import Profile, model_label
+
+TOKENS_PER_FACT = 24  # a dry run's estimate
+
+
+@dataclass
+class Run:
+    """One training run: a label for the plot and its RunConfig (without `out`). `train_size`: the facts it trains
+    on, where that is not D_Known (∪ D_Unk) (a dry run's estimate)."""
+
+    label: str
+    config: dict = field(default_factory=dict)
+    train_size: int | None = None
+
+    def key(self) -> str:
+        return run_key(self.config)
+
+
+@dataclass
+class Trained:
+    """A finished run: its plan, its folder and its per-epoch records (metrics.jsonl)."""
+
+    run: Run
+    dir: RunDir
+    records: list[dict]
+
+    @property
+    def label(self) -> str:
+        return self.run.label
+
+
+def _nonempty(path: str | None) -> str | None:
+    return path if path and Path(path).is_file() and Path(path).stat().st_size > 0 else None
+
+
+def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
+    """A RunConfig dict for the profile: every non-empty eval set of `data`, the profile's optimisation settings."""
+    base = dict(model=str(profile.model), known=data.get("known"), unknown=data.get("unknown"),
+                held=data.get("held"), maybe_known=_nonempty(data.get("maybe_known")),
+                weakly_known=_nonempty(data.get("weakly_known")), lr=profile.lr, batch_size=profile.batch_size,
+                epochs=profile.epochs,
+                seed=profile.seed, lam=profile.lam, tau=profile.tau, snapshot_epoch=profile.snapshot_epoch,
+                eval_limit=profile.eval_limit, keep=profile.keep, probe_layer=profile.layer, device=profile.device)
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def standard_runs(profile: Profile, data: dict[str, str]) -> dict[str, Run]:
+    """The EntityQuestions runs the figures share (D_Known ∪ D_Unk unless noted); a figure takes what it needs."""
+    rc = lambda **kw: run_config(profile, data, **kw)  # noqa: E731
+    return {
+        "SFT": Run("SFT", rc(condition="sft", probe=True)),
+        "Only Known": Run("Only Known", rc(condition="sft", train=data.get("known"), probe=True)),
+        "Self-distillation": Run("Self-distillation", rc(condition="self_distill", variant="full", probe=True)),
+        "Top-k distillation": Run("Top-k distillation", rc(condition="self_distill", variant="topk", probe=True)),
+        "Random-k distillation": Run("Random-k distillation", rc(condition="self_distill", variant="randomk",
+                                                                 probe=True)),
+        **{f"Train {g}": Run(f"Train {g}", rc(condition="freeze", trainable=[g]))
+           for g in ("attn", "ffn", "q", "k", "v", "o", "gate+up", "down")},
+    }
+
+
+def run_folder(run: Run, runs_dir: Path) -> RunDir:
+    """The run's folder: an existing one with the same config hash (whatever label made it), else a new one."""
+    key = run.key()
+    same = sorted(Path(runs_dir).glob(f"*-{key}"))
+    slug = re.sub(r"[^a-z0-9]+", "-", run.label.lower()).strip("-")
+    return RunDir(same[0] if same else Path(runs_dir) / f"{slug}-{key}")
+
+
+def ensure_run(run: Run, runs_dir: Path) -> Trained:
+    """Train (or resume, or reuse) a run."""
+    folder = run_folder(run, runs_dir)
+    records = folder.records()
+    if not (records and records[-1]["epoch"] == run.config["epochs"]):
+        print(f"== run: {run.label} → {folder.path}", flush=True)
+        records = Trainer(RunConfig(out=str(folder.path), **run.config)).run()
+    return Trained(run, folder, records)
+
+
+def print_plan(name: str, profile: Profile, runs: list[Run]) -> None:
+    """A dry run's output: the runs, their sizes and a rough estimate of tokens and time."""
+    models = dict.fromkeys(model_label(r.config["model"]) for r in runs) or [model_label(profile.model)]
+    print(f"analyses.{name} — profile {profile.name}, model {', '.join(models)}")
+    for run in runs:
+        c = run.config
+        label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
+        n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
+                                     profile.known_size + profile.unknown_size)
+        tokens = n_train * TOKENS_PER_FACT * c["epochs"]
+        print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
+              f"train≈{n_train} facts, ≈{tokens / 1e6:.2f} M tokens")
+    print("  estimate: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")

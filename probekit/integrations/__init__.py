@@ -1,0 +1,1 @@
+"""Probes inside other people's training loops: ``probekit.integrations.hf`` for transformers / TRL trainers."""

@@ -1,0 +1,118 @@
+"""Drift probes inside a transformers ``Trainer`` or TRL ``SFTTrainer`` run, from the model in memory.
+
+``DriftCallback(held, unknown, new, layer, every, out)`` captures θ0 once when training begins (before any
+step; no checkpoint is written), then at every epoch end (``every="epoch"``) or every N optimizer steps
+(``every=N``) captures the current model (eval mode, no grad, then back to train mode) and computes RD, NS, MTD,
+Rank-ρ, NTR and JSD against θ0 exactly as ``probekit probe`` does. Each measurement is
+
+- logged as ``drift/<metric>`` through ``trainer.log`` when the callback is attached with ``attach(trainer)``,
+  so every reporter (TensorBoard, W&B, ...) receives it; given only as ``callbacks=[...]``, a callback cannot
+  reach the trainer, so the values go to ``state.log_history`` (and trainer_state.json) only;
+- appended to ``callback.table`` and, with ``out``, to ``out/probes.csv`` / ``probes.parquet`` (the columns of
+  ``probekit probe``; name ``checkpoint-<step>``, checkpoint the folder the Trainer saves that step to, so the
+  rows line up with a later probe of saved checkpoints; θ0 is ``checkpoint-0``).
+
+A PEFT model is probed with its adapters active (the merged view). Only the main process measures. The model
+runs as it does in training: under a Trainer's bf16 / fp16 mixed precision (TRL's default) accelerate makes its
+forward autocast, so the values then carry that precision's noise (~1e-3) against an fp32 probe of the checkpoints.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import torch
+from transformers import TrainerCallback
+
+from .. import metrics as M
+from ..drift_probe import DriftProbe, as_facts, evaluating, probed_module
+from ..errors import ProbekitError
+from ..families import check_layer, default_layer
+from ..series import COLUMNS, ProbeConfig, write_table
+
+
+class DriftCallback(TrainerCallback):
+    """Measures drift from θ0 during training; see the module docstring.
+
+    held / unknown / new: lists of Facts, or a file or ``datasets.Dataset`` of facts. layer: 1-based, default
+    the middle layer. every: "epoch" or a number of optimizer steps. out: a folder for probes.csv / .parquet.
+    tokenizer: default the Trainer's ``processing_class``. `settings`: other ``ProbeConfig`` fields (ns_sample,
+    max_pairs, seed, jsd_log_base, prompt_format, batch_size).
+    """
+
+    def __init__(self, held, unknown=None, new=None, layer: int | None = None, every: str | int = "epoch",
+                 out: str | Path | None = None, k: int = M.DEFAULT_K, *, tokenizer=None, run: str | None = None,
+                 **settings):
+        if every != "epoch" and not (isinstance(every, int) and every > 0):
+            raise ProbekitError(f"every must be 'epoch' or a positive number of steps, not {every!r}")
+        self.facts = (as_facts(held), as_facts(unknown), as_facts(new))
+        self.config = ProbeConfig(layer=layer, k=k, **settings)
+        self.every, self.tokenizer, self.run = every, tokenizer, run
+        self.out = Path(out) if out is not None else None
+        self.trainer = None
+        self.rows: list[list] = []
+        self._probe = self._prober = self._base = None
+
+    def attach(self, trainer) -> "DriftCallback":
+        """Add this callback to `trainer` and log through ``trainer.log``, so reporters see the metrics."""
+        self.trainer = trainer
+        trainer.add_callback(self)
+        return self
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every measurement so far, in the columns of probes.csv."""
+        return pd.DataFrame(self.rows, columns=COLUMNS)
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero or self._base is not None:
+            return
+        tokenizer = self.tokenizer or getattr(processing_class, "tokenizer", processing_class)
+        if self.trainer is None:
+            warnings.warn("DriftCallback was given as callbacks=[...]: its metrics reach state.log_history but not "
+                          "the reporters; use DriftCallback(...).attach(trainer) to log them everywhere")
+        if tokenizer is None:
+            raise ProbekitError("DriftCallback needs a tokenizer: pass DriftCallback(tokenizer=...) or give the "
+                                "Trainer processing_class=tokenizer")
+        lm = probed_module(model)
+        c = self.config
+        layer = check_layer(lm, c.layer if c.layer is not None else default_layer(lm))
+        self._probe = DriftProbe(tokenizer, layer, *self.facts, config=c)
+        self._prober = self._probe.prober(model)
+        with torch.no_grad(), evaluating(model):
+            self._base = self._probe.capture(self._prober)
+        self._record(args, state, self._base, index=0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every != "epoch" and state.global_step % self.every == 0:
+            self._measure(args, state, model, index=state.global_step)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if self.every == "epoch":
+            self._measure(args, state, model, index=round(state.epoch))
+
+    def _measure(self, args, state, model, index: int) -> None:
+        if not state.is_world_process_zero:
+            return
+        with torch.no_grad(), evaluating(model):
+            states = self._probe.capture(self._prober, self._base)
+        self._record(args, state, states, index)
+
+    def _record(self, args, state, states: dict[str, torch.Tensor], index: int) -> None:
+        values = self._probe.metrics(self._base, states)
+        name = f"checkpoint-{state.global_step}"
+        run = self.run or Path(args.output_dir).name
+        kind = "epoch" if self.every == "epoch" else "step"
+        self.rows += [[run, str(Path(args.output_dir) / name), name, kind, index, self._probe.layer, metric, value]
+                      for metric, value in values.items()]
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_table(self.table, self.out)
+        self._log({f"drift/{metric}": value for metric, value in values.items()}, state)
+
+    def _log(self, logs: dict[str, float], state) -> None:
+        if self.trainer is not None:
+            self.trainer.log(logs)
+            return
+        state.log_history.append({**logs, "epoch": state.epoch, "step": state.global_step})
