@@ -21,14 +21,9 @@ import torch
 
 from probekit.capture import Prober
 from probekit.entities import build_prompt, encode_batch
-from probekit.models import load_model, load_tokenizer
+from probekit.models import load_model
+from archs import ARCHS, random_model
 from training.entityquestions import load_relation
-
-QWEN25_1_5B = dict(  # Qwen2.5-1.5B's published config; weights are random
-    model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-    num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-)
 
 
 def prompts(n: int, seed: int = 0):
@@ -68,7 +63,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--arch", choices=["embedded", "qwen2.5-1.5b"], default="embedded")
+    ap.add_argument("--arch", choices=["embedded", *ARCHS], default="embedded")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--layers", type=int, help="override the layer count (a quick smoke test of --arch)")
@@ -78,13 +73,8 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     if args.arch == "embedded":
         model, tokenizer = load_model("embedded", dtype=dtype, device=args.device)
-    else:
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        cfg = {**QWEN25_1_5B, **({"num_hidden_layers": args.layers} if args.layers else {})}
-        config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device).eval()
-        tokenizer = load_tokenizer("embedded")  # its ids fit in Qwen's vocabulary
+    else:  # random weights; the embedded tokenizer's ids fit in the vocabulary
+        model, tokenizer = random_model(args.arch, args.layers, dtype, args.device)
     facts = prompts(args.n)
     prober = Prober(model, tokenizer, batch_size=args.batch_size)
     layer = prober.layer

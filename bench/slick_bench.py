@@ -1,6 +1,7 @@
 """SLiCK speed: our batched, prefix-sharing implementation vs the obvious baseline (one `generate` per prompt).
 
     python bench/slick_bench.py [--n 200] [--runs 5] [--modes shared independent]
+    python bench/slick_bench.py --arch qwen2.5-1.5b --device cuda --dtype bfloat16 --n 64 --runs 2   # random weights
 
 200 EntityQuestions P36 dev questions, embedded SmolLM2-135M, `runs` × 3-shot greedy (no samples), in each exemplar
 mode. Both sides see identical prompts (same exemplars) and stop at the first newline or after 16 tokens; the
@@ -16,6 +17,7 @@ import time
 
 import torch
 
+from archs import ARCHS, random_model
 from probekit.io import write_json
 from probekit.models import load_model
 from training.decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
@@ -32,7 +34,7 @@ def baseline(model, tokenizer, facts, pool, config, stop_ids):
         per_run = []
         for run in range(config.runs):
             prompt = exemplar_prefix(choose_exemplars(f, pool, run, config)) + qa_text(f)
-            enc = tokenizer(prompt, return_tensors="pt")
+            enc = tokenizer(prompt, return_tensors="pt").to(model.device)
             out = model.generate(**enc, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, do_sample=False,
                                  eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
             text = tokenizer.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
@@ -47,13 +49,22 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--modes", nargs="+", default=["shared", "independent"])
+    ap.add_argument("--arch", choices=["embedded", *ARCHS], default="embedded", help="others: random weights")
+    ap.add_argument("--layers", type=int, help="override the layer count of --arch")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
     ap.add_argument("--out")
     args = ap.parse_args()
-    model, tokenizer = load_model("embedded")
+    dtype = getattr(torch, args.dtype)
+    if args.arch == "embedded":
+        model, tokenizer = load_model("embedded", dtype=dtype, device=args.device)
+    else:
+        model, tokenizer = random_model(args.arch, args.layers, dtype, args.device)
     pool = load_relation("P36", "train")
     facts = load_relation("P36", "dev")[: args.n]
     stop_ids = AnswerDecoder(model, tokenizer).stop_ids.tolist()
-    results = {"n": args.n, "runs": args.runs, "shots": 3, "torch": torch.__version__,
+    results = {"arch": args.arch, "device": args.device, "dtype": args.dtype, "n": args.n, "runs": args.runs,
+               "shots": 3, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "machine": platform.platform(), "modes": {}}
     for mode in args.modes:
         config = SlickConfig(runs=args.runs, shots=3, samples=0, exemplars=mode)

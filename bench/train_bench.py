@@ -3,18 +3,23 @@
     python bench/train_bench.py                        # embedded SmolLM2-135M on CPU, fp32
     python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-size 64     # random-weight Qwen2.5-1.5B
     python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-size 64 --precision bf16 --compile
+    python bench/train_bench.py --arch tiny --steps 2 --rounds 1 --batch-size 8       # a smoke run on the CPU
 
 Baseline: a plain loop over its own copy of the model — HF model called with ``labels`` (full-vocabulary logits at
-every position), ``torch.optim.AdamW``, the same precision as ours (``auto`` on GPU: fp32 weights with bf16
-autocast; ``bf16``: bf16 weights); its distillation step adds an online teacher and a full-vocabulary KL at every
-non-padded position. Ours: ``training.trainer.Trainer.step`` — LM head only at answer positions, fused AdamW on
-GPU, optionally ``torch.compile``, top-k distillation against the cached teacher (k logits per position), or full
-distillation chunked. Reports tokens/s (non-padded tokens), ratios, and on GPU the model FLOPs utilisation
-(6·N·tokens/s over the card's dense bf16 peak, N = every parameter, the tied embedding once).
+every position), ``torch.optim.AdamW`` with the run's weight decay, the same precision as ours (``auto`` on GPU:
+fp32 weights with bf16 autocast; ``bf16``: bf16 weights); its distillation step adds an online teacher (the
+trainer's own, in the student's precision) and a full-vocabulary KL at every non-padded position. Ours:
+``training.trainer.Trainer.step`` — LM head only at answer positions, fused AdamW on GPU (on an fp32 master copy
+under ``bf16``), optionally ``torch.compile``, top-k distillation against the cached teacher (k logits per
+position), or full distillation chunked; its batches are prepared as in training (pinned, non-blocking copies).
+Neither side reads anything back from the device inside the timed steps. Every batch of both sides is padded to
+one width, so ``--compile`` compiles once. Reports tokens/s (non-padded tokens), ratios, and on GPU the model
+FLOPs utilisation (6·N·tokens/s over the card's dense bf16 peak, N = every parameter, the tied embedding once).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import random
@@ -29,17 +34,15 @@ import torch.nn.functional as F
 from probekit.entities import fact_to_record
 from probekit.io import write_json
 from probekit.models import embedded_model_dir, load_tokenizer
+from archs import ARCHS, random_config
 from training.batches import collate
 from training.entityquestions import load_relation
 from training.config import RunConfig
-from training.objective import Objective
-from training.regularizers import NO_REGULARIZER, FullDistillation
+from training.objective import Objective, pad_to
+from training.regularizers import NO_REGULARIZER, make_regularizer
 from training.trainer import Trainer
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s
-QWEN25_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                   num_key_value_heads=2, vocab_size=151936, rope_theta=1e6, rms_norm_eps=1e-6,
-                   tie_word_embeddings=True)
 
 
 def sync(device):
@@ -89,7 +92,7 @@ def write_profile(path, fns, device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", choices=["embedded", "qwen2.5-1.5b"], default="embedded")
+    ap.add_argument("--arch", choices=["embedded", *ARCHS], default="embedded")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=6)
@@ -106,11 +109,10 @@ def main() -> None:
     if args.arch == "embedded":
         model_dir = embedded_model_dir()
     else:
-        from transformers import AutoModelForCausalLM, Qwen2Config
+        from transformers import AutoModelForCausalLM
 
         model_dir = work / "qwen"
-        config = Qwen2Config(**{**QWEN25_1_5B, **({"num_hidden_layers": args.layers} if args.layers else {})})
-        AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+        AutoModelForCausalLM.from_config(random_config(args.arch, args.layers)).save_pretrained(model_dir)
         load_tokenizer("embedded").save_pretrained(model_dir)
     facts = random.Random(0).sample(load_relation("P17", "train"), args.batch_size * args.steps)
     data = work / "train.jsonl"
@@ -120,28 +122,31 @@ def main() -> None:
                     precision=args.precision, compile=args.compile)
     trainer = Trainer(cfg)
     model = trainer.load_model(model_dir)
-    teacher = trainer.load_model(model_dir).eval().requires_grad_(False)
+    full = make_regularizer(dataclasses.replace(cfg, variant="full"), trainer.run_dir, base_path=trainer.base_path,
+                            model=model, examples=trainer.train_examples, pad_id=trainer.pad_id, device=device)
+    teacher = full.teacher  # the trainer's online teacher, in the student's precision; the baseline's too
     regularizers = {"sft": NO_REGULARIZER, "distill_topk": trainer.make_regularizer(model),  # the cached teacher
-                    "distill_full": FullDistillation(teacher, cfg.tau)}
+                    "distill_full": full}
     base_model = trainer.load_model(model_dir)  # the baseline's own copy: compiling ours must not speed it up
     objective = Objective(model)
     if args.compile:
         model.base_model.compile()
     ours_opt = trainer.optimizer([p for p in model.parameters() if p.requires_grad])
-    base_opt = torch.optim.AdamW(base_model.parameters(), lr=cfg.lr)
+    base_opt = torch.optim.AdamW(base_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp = trainer.autocast
     batches = [trainer.train_examples[s : s + args.batch_size]
                for s in range(0, len(trainer.train_examples), args.batch_size)]
     tokens = sum(len(e.input_ids) for b in batches for e in b)
+    width = max(len(e.input_ids) for e in trainer.train_examples)  # one shape for every batch
 
     def ours(kind):
         for b in batches:
-            trainer.step(model, objective, ours_opt, b, regularizers[kind])
+            trainer.step(model, objective, ours_opt, trainer.prepare(b, regularizers[kind], width), regularizers[kind])
 
     def base(kind):
         for b in batches:
-            baseline_step(base_model, teacher, base_opt, collate(b, trainer.pad_id).to(device), device, cfg.tau,
-                          kind != "sft", amp)
+            baseline_step(base_model, teacher, base_opt, pad_to(collate(b, trainer.pad_id), width, trainer.pad_id)
+                          .to(device), device, cfg.tau, kind != "sft", amp)
 
     runs = {k: [] for k in ("baseline_sft", "ours_sft", "ours_distill_topk", "ours_distill_full",
                             "baseline_distill_full")}
@@ -164,7 +169,7 @@ def main() -> None:
         "arch": args.arch, "layers": model.config.num_hidden_layers, "device": args.device,
         "precision": trainer.precision, "compile": args.compile, "batch_size": args.batch_size,
         "steps_per_round": len(batches), "tokens_per_step": tokens / len(batches),
-        "padded_tokens_per_step": statistics.mean(len(b) * max(len(e.input_ids) for e in b) for b in batches),
+        "padded_tokens_per_step": statistics.mean(len(b) * width for b in batches),
         "tokens_per_s_median": tps, "tokens_per_s_all": runs,
         "ours_sft_vs_baseline_sft": tps["ours_sft"] / tps["baseline_sft"],
         "ours_topk_step_cost_vs_ours_sft": tps["ours_sft"] / tps["ours_distill_topk"],

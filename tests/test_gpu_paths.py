@@ -201,9 +201,8 @@ def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condit
     assert out.shape == (2,) and out[1].item() == sum(len(e.input_ids) for e in t.train_examples[:4])
 
 
-@pytest.mark.slow
 def test_gpu_check_smoke(tmp_path):
-    """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU, their JSON under $OUT."""
+    """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU, their JSON under $OUT (≈ 50 s)."""
     subprocess.run(["bash", "bench/gpu_check.sh", "--smoke"], check=True, cwd=ROOT, timeout=900,
                    env={**ENV, "OUT": str(tmp_path / "out")}, capture_output=True)
     for name in ("train_bench", "probe_bench", "slick_bench", "estimate"):

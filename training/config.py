@@ -1,7 +1,7 @@
 """What a training run depends on: ``RunConfig`` (recorded in run.json, read from flags or TOML), its checks, and
 the key that names a run by its results-changing settings.
 
-Runtime fields (``runtime=True``: out, device, parallel, eval_batch_size, cache_dir) say where and how a run
+Runtime fields (``runtime=True``: out, device, parallel, eval_batch_size, log_every, cache_dir) say where and how a run
 computes, not what: they may differ on resume and do not enter ``run_key``.
 """
 from __future__ import annotations
@@ -54,6 +54,8 @@ class RunConfig:
     keep: str = option("all", "checkpoints to keep: all | every:K | last:N (epoch 0 and the last always)")
     eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (unset: all)")
     eval_batch_size: int = option(64, "batch size of greedy evaluation", runtime=True)
+    log_every: int = option(16, "read step losses back from the device (and stop on NaN/inf) every N steps",
+                            runtime=True)
     probe: bool = option(False, "compute probe drift metrics every epoch")
     probe_layer: int | None = option(None, "the probe's layer (unset: the probe's default)")
     prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "question prompt format")
@@ -74,6 +76,8 @@ class RunConfig:
             raise ProbekitError("no training data: give --train, or --known / --unknown")
         if self.parallel == "fsdp" and self.condition == "l2":
             raise ProbekitError("l2 is not supported under FSDP2 (its penalty reads whole parameters); use ddp")
+        if self.log_every < 1:
+            raise ProbekitError(f"log_every must be at least 1, not {self.log_every}")
         if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
             raise ProbekitError(f"keep must be all, every:K or last:N, not {self.keep!r}")
 

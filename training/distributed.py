@@ -1,20 +1,33 @@
 """Several processes under torchrun: joining the process group, rank and world size, global sums and barriers.
-Every helper is a no-op (or the local value) in a single process. Splitting the model: ``parallelize``."""
+Every helper is a no-op (or the local value) in a single process. Splitting the model: ``parallelize``.
+
+Waiting for rank 0: only rank 0 evaluates, saves, probes and builds the teacher cache, which can take far longer
+than a collective's timeout (NCCL's default is 10 minutes). ``barrier`` therefore waits on a second, gloo group
+created with ``WAIT_TIMEOUT``: the training collectives keep their short default timeout (a real hang there still
+fails fast), and the waiting ranks hold no pending NCCL work that the NCCL watchdog could time out.
+"""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
+WAIT_TIMEOUT = timedelta(hours=2)  # longest rank-0-only stretch (epoch end, teacher cache) the others wait through
+_wait_group = None  # the gloo group ``barrier`` waits on
 
-def init_distributed() -> None:
-    """Join the process group when started by torchrun (gloo on CPU, NCCL on GPU)."""
+
+def init_distributed(timeout: timedelta | None = None) -> None:
+    """Join the process group when started by torchrun (gloo on CPU, NCCL on GPU; `timeout` for its collectives,
+    unset: the backend's default), and the gloo group with ``WAIT_TIMEOUT`` that ``barrier`` waits on."""
+    global _wait_group
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", **({"timeout": timeout} if timeout else {}))
+        _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
 
 
 def world() -> tuple[int, int]:
@@ -24,17 +37,19 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def all_sum(x: float | torch.Tensor) -> float:
-    """The sum of `x` over every process (float64), as a Python float."""
-    t = torch.as_tensor(x, dtype=torch.float64)
+def all_sum(x: float | list[float] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The sum of `x` over every process, as a float64 tensor on `device` (the model's: NCCL reduces only CUDA
+    tensors); in one process `x` itself, moved there. No host read-back."""
+    t = x.to(device, torch.float64) if torch.is_tensor(x) else torch.tensor(x, dtype=torch.float64, device=device)
     if world()[1] > 1:
         dist.all_reduce(t)
-    return float(t)
+    return t
 
 
 def barrier() -> None:
+    """Wait for every process, however long rank 0 takes (up to ``WAIT_TIMEOUT``)."""
     if world()[1] > 1:
-        dist.barrier()
+        dist.barrier(group=_wait_group)
 
 
 def parallelize(objective: torch.nn.Module, model, fsdp: bool, device: torch.device) -> torch.nn.Module:

@@ -54,6 +54,12 @@ def distill_loss_sum(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
     return distill_sum_from_kl(kl_rows(teacher_logits, student_logits, tau), example, num_examples, tau)
 
 
-def l2_to_snapshot(params: dict[str, torch.Tensor], snapshot: dict[str, torch.Tensor]) -> torch.Tensor:
-    """‖θ − θ_i‖² over the trainable parameters (names in both dicts)."""
-    return sum(((p.float() - snapshot[n].float()) ** 2).sum() for n, p in params.items())
+def l2_to_snapshot(params: dict[str, torch.Tensor], snapshot: dict[str, torch.Tensor], fused: bool | None = None
+                   ) -> torch.Tensor:
+    """‖θ − θ_i‖² over the trainable parameters (names of `params`, all in `snapshot`): one foreach subtraction,
+    then with `fused` (unset: on a GPU) one fused ``_foreach_norm`` instead of kernels per parameter; without, each
+    parameter's squares summed and added in order (on the CPU, the same floats as ever). No host read-back."""
+    diffs = torch._foreach_sub([p.float() for p in params.values()], [snapshot[n].float() for n in params])
+    if fused if fused is not None else bool(diffs) and diffs[0].device.type != "cpu":
+        return torch.stack(torch._foreach_norm(diffs)).square().sum()
+    return sum(d.pow(2).sum() for d in diffs)

@@ -1,11 +1,15 @@
 """One batch's loss terms as a single module forward, which DDP or FSDP2 wrap so their hooks see every use of a
-weight (the LM head included)."""
+weight (the LM head included), and the share of a global batch that one process feeds it (``StepBatch``), copied
+to the device ahead of its step."""
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import torch
+import torch.nn.functional as F
 
 from . import losses as L
-from .batches import TrainBatch
+from .batches import Example, TrainBatch, collate
 from .heads import final_hidden, head_logits
 from .regularizers import NO_REGULARIZER, Regularizer
 
@@ -13,17 +17,59 @@ from .regularizers import NO_REGULARIZER, Regularizer
 class Objective(torch.nn.Module):
     """(task loss summed over answer tokens, the regulariser's per-batch term summed per example as in DESIGN.md,
     or 0). The LM head runs only where a loss needs logits: at answer positions here, and wherever the regulariser
-    asks (the teacher's k ids, or chunk by chunk for full KL)."""
+    asks (the teacher's k ids, or chunk by chunk for full KL). `teacher`: the regulariser's prefetched rows."""
 
     def __init__(self, lm):
         super().__init__()
         self.lm = lm
 
-    def forward(self, batch: TrainBatch, local_examples: int, regularizer: Regularizer = NO_REGULARIZER
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: TrainBatch, local_examples: int, regularizer: Regularizer = NO_REGULARIZER,
+                teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = final_hidden(self.lm, batch.input_ids, batch.attention_mask)  # [B, T, d]
         logits = head_logits(self.lm, hidden[batch.answer_rows, batch.answer_cols])  # [answer tokens, V]
         task = L.task_loss_sum(logits, batch.targets)
         if not regularizer.in_objective:
             return task, torch.zeros((), device=hidden.device)
-        return task, regularizer.batch_loss(self.lm, batch, hidden, local_examples)
+        return task, regularizer.batch_loss(self.lm, batch, hidden, local_examples, teacher)
+
+
+@dataclass
+class StepBatch:
+    """This process's share of a global batch, on the device. `counts` [3] float64: its answer tokens, examples and
+    non-padded tokens (summed over processes in the step). A process that a short last batch leaves without
+    examples computes a stand-in example with `weight` 0, so that every process runs the same collectives."""
+
+    batch: TrainBatch
+    examples: int  # rows of `batch`
+    counts: torch.Tensor
+    weight: float | None = None  # None: counts as is; 0.0: a stand-in
+    teacher: tuple[torch.Tensor, ...] | None = None  # the regulariser's prefetched rows (cached distillation)
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`x` on `device`; from pinned memory without blocking the host when that is a GPU."""
+    return x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
+
+
+def pad_to(batch: TrainBatch, width: int, pad_id: int) -> TrainBatch:
+    """`batch` right-padded to `width` columns (fixed shapes: one compile); positions and targets are unchanged."""
+    extra = width - batch.input_ids.shape[1]
+    return TrainBatch(**{**{f.name: getattr(batch, f.name) for f in fields(batch)},
+                         "input_ids": F.pad(batch.input_ids, (0, extra), value=pad_id),
+                         "attention_mask": F.pad(batch.attention_mask, (0, extra))})
+
+
+def step_batch(global_batch: list[Example], rank: int, world: int, pad_id: int, device: torch.device,
+               regularizer: Regularizer = NO_REGULARIZER, width: int | None = None) -> StepBatch:
+    """Process `rank`'s examples of `global_batch` (every world-th), collated (padded to `width` if given), with
+    the regulariser's teacher rows, copied to `device`."""
+    local = global_batch[rank::world]
+    examples = local or global_batch[:1]
+    batch = collate(examples, pad_id)
+    if width is not None:
+        batch = pad_to(batch, width, pad_id)
+    counts = [len(batch.targets), len(local), int(batch.attention_mask.sum())] if local else [0, 0, 0]
+    teacher = regularizer.prefetch(batch)
+    return StepBatch(TrainBatch(*(to_device(getattr(batch, f.name), device) for f in fields(batch))), len(examples),
+                     to_device(torch.tensor(counts, dtype=torch.float64), device), None if local else 0.0,
+                     None if teacher is None else tuple(to_device(t, device) for t in teacher))

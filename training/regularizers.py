@@ -30,7 +30,12 @@ class Regularizer:
 
     in_objective = False  # True: `batch_loss` is part of the Objective's forward
 
-    def batch_loss(self, lm, batch: TrainBatch, hidden: torch.Tensor, local_examples: int) -> torch.Tensor:
+    def prefetch(self, batch: TrainBatch) -> tuple[torch.Tensor, ...] | None:
+        """What `batch_loss` needs from the host for `batch` (still on the CPU), read ahead of the step."""
+        return None
+
+    def batch_loss(self, lm, batch: TrainBatch, hidden: torch.Tensor, local_examples: int, teacher=None
+                   ) -> torch.Tensor:
         raise NotImplementedError
 
     def parameter_loss(self, model) -> torch.Tensor | None:
@@ -54,7 +59,7 @@ class FullDistillation(Regularizer):
     def __init__(self, teacher, tau: float, chunk: int = 256):
         self.teacher, self.tau, self.chunk = teacher, tau, chunk
 
-    def batch_loss(self, lm, batch, hidden, local_examples):
+    def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
         """hidden [B, T, d] of the student → Σ over local examples of τ²/|M(y)| Σ_j KL."""
         h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
         with torch.no_grad():
@@ -76,9 +81,13 @@ class CachedDistillation(Regularizer):
     def __init__(self, cache: TeacherCache, tau: float):
         self.cache, self.tau = cache, tau
 
-    def batch_loss(self, lm, batch, hidden, local_examples):
+    def prefetch(self, batch):
+        return self.cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
+
+    def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
+        """`teacher`: (ids, log-probs) [N, k] each from ``prefetch``, on the device (unset: looked up here)."""
         h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
-        ids, t_logp = self.cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)  # [N, k] each
+        ids, t_logp = teacher if teacher is not None else self.prefetch(batch)  # [N, k] each
         s_logits = head_logits_at(lm, h, ids.to(h.device))
         return L.distill_loss_sum(t_logp.to(h.device), s_logits, batch.seq_rows, local_examples, self.tau)
 
@@ -102,8 +111,9 @@ def teacher_path(config: RunConfig, run: RunDir, base_path: Path) -> Path:
 
 def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, examples: list[Example],
                      pad_id: int, device: torch.device) -> Regularizer:
-    """The regulariser of `config.condition` with its teacher θ_i loaded (the teacher cache built on first use:
-    by rank 0 first under torchrun, then read by the others)."""
+    """The regulariser of `config.condition` with its teacher θ_i loaded in the dtype of `model`'s weights (so the
+    KL is exactly 0 while the student equals its teacher), the teacher cache built on first use: by rank 0 first
+    under torchrun, then read by the others."""
     if config.condition not in ("self_distill", "l2"):
         return NO_REGULARIZER
     path = teacher_path(config, run, base_path)
@@ -111,7 +121,7 @@ def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, 
         weights = {k: v for f in sorted(path.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
         names = {n for n, p in model.named_parameters() if p.requires_grad}
         return L2ToSnapshot({n: weights[n].to(device) for n in names if n in weights})
-    teacher = load_causal_lm(path, device=device)
+    teacher = load_causal_lm(path, dtype=next(model.parameters()).dtype, device=device)  # the student's precision
     teacher.requires_grad_(False)
     if config.variant == "full":
         return FullDistillation(teacher, config.tau)

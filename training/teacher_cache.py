@@ -3,8 +3,9 @@
 For each training example (dataset order) and each of its non-padded positions, the cache holds k token ids and
 the teacher's log-probabilities there (at τ = 1; renormalising over the k ids at any τ only needs these, since a
 constant shift drops out of the softmax). Arrays are ``.npy`` files memory-mapped on read, in a folder named by a
-key of everything they depend on (teacher weights, token ids of the data, k, variant, seed), so epochs and runs with
-the same teacher share one cache; it is written to a temporary folder and renamed, so a crash leaves no half cache.
+key of everything they depend on (teacher weights, token ids of the data, k, variant, seed, and for random-k drawn
+on a GPU the device kind, whose generator draws other ids), so epochs and runs with the same teacher share one
+cache; it is written to a temporary folder and renamed, so a crash leaves no half cache.
 """
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from .heads import final_hidden, head_logits
 VARIANTS = ("topk", "randomk")
 
 
-def cache_key(teacher_stamp: str, examples: list[Example], k: int, variant: str, seed: int) -> str:
+def cache_key(teacher_stamp: str, examples: list[Example], k: int, variant: str, seed: int,
+              rng_device: str = "cpu") -> str:
+    """Names a cache by what it holds; random-k ids drawn on a GPU (`rng_device` "cuda") differ from the CPU's."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([teacher_stamp, k, variant, seed]).encode())
+    rng = [rng_device] if variant == "randomk" and rng_device != "cpu" else []
+    digest.update(json.dumps([teacher_stamp, k, variant, seed, *rng]).encode())
     for e in examples:
         digest.update(np.asarray(e.input_ids, dtype=np.int64).tobytes())
         digest.update(b"|")
@@ -58,7 +62,8 @@ def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, v
     """Compute (or find) the cache for `teacher` over `examples` under ``root/<key>``."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
-    folder = Path(root) / cache_key(teacher_stamp, examples, k, variant, seed)
+    device = next(teacher.parameters()).device
+    folder = Path(root) / cache_key(teacher_stamp, examples, k, variant, seed, device.type)
     if (folder / "logp.npy").exists():
         return TeacherCache(folder)
     lengths = np.array([len(e.input_ids) for e in examples], dtype=np.int64)
@@ -77,8 +82,8 @@ def _write_picks(folder: Path, teacher, examples: list[Example], offsets: np.nda
     """ids.npy [positions, k] int32 and logp.npy [positions, k] float32 in `folder`, row = offset + position."""
     ids = np.lib.format.open_memmap(folder / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]), k))
     logp = np.lib.format.open_memmap(folder / "logp.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), k))
-    gen = torch.Generator().manual_seed(seed)
     device = next(teacher.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)  # on the teacher's device: no [N, V] draw on the host
     by_index = sorted(examples, key=lambda e: e.index)
     for s in tqdm(range(0, len(by_index), batch_size), desc=f"teacher {variant}-{k} cache", leave=False):
         batch = collate(by_index[s : s + batch_size], pad_id).to(device)
@@ -89,7 +94,7 @@ def _write_picks(folder: Path, teacher, examples: list[Example], offsets: np.nda
             pick_ids, pick_lp = top.indices, top.values
         else:
             # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
-            pick_ids = torch.rand(lp.shape, generator=gen).topk(k, dim=-1).indices.to(device)
+            pick_ids = torch.rand(lp.shape, generator=gen, device=device).topk(k, dim=-1).indices
             pick_lp = lp.gather(-1, pick_ids)
         rows = cache_rows(offsets, batch.example_index, batch.seq_rows, batch.seq_cols)
         ids[rows] = pick_ids.cpu().numpy()

@@ -32,12 +32,13 @@ from probekit.io import append_jsonl
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
-from .batches import Example, collate, epoch_batches, make_examples
+from .batches import Example, epoch_batches, make_examples
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
-from .objective import Objective
+from .master_weights import MasterWeightAdamW
+from .objective import Objective, StepBatch, step_batch
 from .regularizers import NO_REGULARIZER, Regularizer, make_regularizer
 from .run_dir import RunDir
 from .run_record import write_run_record
@@ -71,6 +72,8 @@ class Trainer:
         self.precision = precision
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16-mixed"
                          else nullcontext())
+        if self.device.type == "cuda" and precision != "fp32":  # TF32 for what still runs in fp32 (asked: true fp32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self._full_copy = None  # FSDP2: rank 0's full copy of the weights for evaluation and saving
 
     # phases: epochs 1..i train the snapshot on D_Known when the teacher recipe applies
@@ -93,8 +96,9 @@ class Trainer:
         return model
 
     def optimizer(self, params) -> torch.optim.Optimizer:
-        fused = self.device.type == "cuda"
-        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=fused)
+        """AdamW (fused on GPU); with bf16 weights it updates an fp32 master copy of them."""
+        adamw = MasterWeightAdamW if self.precision == "bf16" else torch.optim.AdamW
+        return adamw(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=self.device.type == "cuda")
 
     @property
     def fsdp(self) -> bool:
@@ -127,51 +131,62 @@ class Trainer:
 
     # --- one step, one epoch -------------------------------------------------------------------------------------
 
-    def step(self, model, objective, optimizer, local: list[Example], regularizer: Regularizer = NO_REGULARIZER
-             ) -> tuple[float, int]:
-        """One optimizer step on this process's share of a global batch → (global loss, global tokens)."""
+    def prepare(self, global_batch: list[Example], regularizer: Regularizer = NO_REGULARIZER,
+                width: int | None = None) -> StepBatch:
+        """This process's share of `global_batch`, on the device (pinned, non-blocking copies on a GPU)."""
+        return step_batch(global_batch, self.rank, self.world, self.pad_id, self.device, regularizer, width)
+
+    def step(self, model, objective, optimizer, local: StepBatch, regularizer: Regularizer = NO_REGULARIZER
+             ) -> torch.Tensor:
+        """One optimizer step on this process's share of a global batch → [global loss, global non-padded tokens]
+        (float64, on the device; the caller reads them back in bulk: nothing here waits for the device)."""
         lam = self.config.lam
-        batch = collate(local, self.pad_id).to(self.device)
-        n_answer = all_sum(batch.num_answer_tokens)
-        n_examples = all_sum(len(local))
+        n_answer, n_examples, n_tokens = all_sum(local.counts, self.device)
         with self.autocast:
-            task_sum, reg_sum = objective(batch, len(local), regularizer)
-            task = task_sum / n_answer
-            reg = reg_sum / n_examples
+            task_sum, reg_sum = objective(local.batch, local.examples, regularizer, local.teacher)
+            if local.weight is not None:  # a stand-in example: the same collectives, no contribution
+                task_sum, reg_sum = task_sum * local.weight, reg_sum * local.weight
+            task = task_sum / n_answer.to(task_sum.dtype)
+            reg = reg_sum / n_examples.to(reg_sum.dtype)
             loss = task + lam * reg if regularizer.in_objective else task
         # DDP and FSDP2 average gradients over processes: scale local sums so the result is the global mean
         loss = loss * self.world
         penalty = regularizer.parameter_loss(model)
-        if penalty is not None:
-            reg = penalty
-            loss = loss + lam * reg
-        value = all_sum(task.detach()) + lam * (float(reg.detach()) if penalty is not None else all_sum(reg.detach()))
-        if not math.isfinite(value):
-            raise TrainingError("loss became nan or inf; stopping with the last good checkpoint kept "
-                                "(lower the learning rate or use fp32)")
+        if penalty is not None:  # every process computes the whole penalty: not summed
+            loss = loss + lam * penalty
+            task_part, reg_part = all_sum(task.detach(), self.device), penalty.detach().double()
+        else:
+            task_part, reg_part = all_sum(torch.stack([task.detach().double(), reg.detach().double()]), self.device)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return value, int(all_sum(batch.attention_mask.sum()))
+        return torch.stack([task_part + lam * reg_part, n_tokens])
 
     def _train_epoch(self, epoch: int, model, objective, optimizer, regularizer: Regularizer
                      ) -> tuple[list[float], float]:
-        """One epoch's steps (the snapshot phase trains on D_Known) → (loss per step, tokens/s)."""
+        """One epoch's steps (the snapshot phase trains on D_Known) → (loss per step, tokens/s). Each batch is
+        collated and copied while the step before it runs; losses come back every ``log_every`` steps in one
+        transfer and are checked for NaN/inf then (a run stops at most that many steps late)."""
         c = self.config
         model.train()
         phase = self.phase(epoch)
         examples = self.known_examples if phase == "snapshot" else self.train_examples
-        losses, tokens, start = [], 0, time.perf_counter()
+        losses, tokens, pending, start = [], 0, [], time.perf_counter()
         batches = epoch_batches(examples, c.batch_size, c.seed, epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
-        for global_batch in bar:
-            try:
-                value, n = self.step(model, objective, optimizer, global_batch[self.rank :: self.world], regularizer)
-            except TrainingError as exc:
-                raise TrainingError(f"epoch {epoch}: {exc}") from None
-            losses.append(value)
-            tokens += n
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
+        for i, local in enumerate(self.prepare(b, regularizer) for b in batches):  # the next is prepared lazily
+            pending.append(self.step(model, objective, optimizer, local, regularizer))
+            if len(pending) < c.log_every and i < len(batches) - 1:
+                continue
+            for value, n in torch.stack(pending).tolist():
+                if not math.isfinite(value):
+                    raise TrainingError(f"epoch {epoch}: loss became nan or inf; stopping with the last good "
+                                        "checkpoint kept (lower the learning rate or use fp32)")
+                losses.append(value)
+                tokens += int(n)
+            bar.update(len(pending))
             bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{tokens / (time.perf_counter() - start):.0f}")
+            pending = []
         return losses, tokens / (time.perf_counter() - start)
 
     # --- the run -------------------------------------------------------------------------------------------------
@@ -222,8 +237,9 @@ class Trainer:
         optimizer_state = ckpt.optimizer_state(model, optimizer)
         if self.rank != 0:
             return
-        record["accuracy"], record["correct"] = evaluate(view, self.tokenizer, self.facts, c.eval_limit,
-                                                         c.eval_batch_size)
+        with self.autocast:  # decoding in the precision the model trains in
+            record["accuracy"], record["correct"] = evaluate(view, self.tokenizer, self.facts, c.eval_limit,
+                                                             c.eval_batch_size)
         checkpoint = ckpt.save_pretrained(view, self.tokenizer, run.checkpoint(epoch))
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)
