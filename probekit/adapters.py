@@ -38,15 +38,31 @@ def adapter_base(path: Path) -> str:
     return base
 
 
-def merge_adapter(base_model, path: Path):
-    """`base_model` (a fresh copy, which this consumes) with the adapter in `path` merged into its weights."""
+def require_peft(path: Path):
+    """The peft module; an error naming the extra to install when it is missing (`path`: the adapter needing it)."""
     try:
-        from peft import PeftModel
+        import peft
     except ImportError:
         raise ProbekitError(f"{path} is a PEFT adapter: install peft to probe it (pip install 'probekit[peft]')") \
             from None
+    return peft
+
+
+def check_adapter(path: Path) -> None:
+    """Refuse an adapter folder whose adapter_config.json peft cannot read, before any model is loaded."""
+    peft = require_peft(path)
     try:
-        model = PeftModel.from_pretrained(base_model, path, is_trainable=False)
+        peft.PeftConfig.from_pretrained(str(path))
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise ProbekitError(f"{Path(path) / ADAPTER_CONFIG} is not a PEFT adapter config peft can read "
+                            f"({str(exc).splitlines()[0]}); re-save the adapter") from None
+
+
+def merge_adapter(base_model, path: Path):
+    """`base_model` (a fresh copy, which this consumes) with the adapter in `path` merged into its weights."""
+    peft = require_peft(path)
+    try:
+        model = peft.PeftModel.from_pretrained(base_model, path, is_trainable=False)
     except (ImportError, ValueError, KeyError, OSError, RuntimeError) as exc:
         raise ProbekitError(f"cannot load the adapter in {path}: {str(exc).splitlines()[0]}") from None
     return model.merge_and_unload()

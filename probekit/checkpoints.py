@@ -5,7 +5,8 @@ A series comes from one of three places:
 - a run directory: checkpoint folders under it (or its ``checkpoints/`` folder) named like this project's
   ``epoch-003``, torchtune's ``epoch_3`` (``FullModelHFCheckpointer``: config.json + ``model-*-of-*.safetensors``),
   HF Trainer's and axolotl's ``checkpoint-500``, ``step-500`` / ``step_500`` or ``global_step500``, ordered by
-  number; all epochs or all steps;
+  number; all epochs or all steps. A checkpoint's index counts epochs (or steps) trained, 0 being θ0: torchtune
+  numbers its epochs from 0 (``epoch_0`` is saved after the first epoch), so ``epoch_N`` has index N + 1;
 - an explicit list of folders (``--checkpoints DIR DIR ...``), in the order given;
 - revisions of a repo in the local Hugging Face cache (``--base EleutherAI/pythia-160m --revisions step1000
   step2000``), in the order given.
@@ -27,9 +28,11 @@ from .errors import ProbekitError
 from .models import hub_snapshot, resolve_model_path
 from .tokenizer_identity import tokenizer_difference, tokenizer_identity
 
+#: (folder name, kind, what to add to the number to get epochs or steps trained)
 _PATTERNS = (
-    (re.compile(r"^epoch[-_]?(\d+)$"), "epoch"),
-    (re.compile(r"^(?:checkpoint|step|global_step|ckpt)[-_]?(\d+)$"), "step"),
+    (re.compile(r"^epoch_(\d+)$"), "epoch", 1),  # torchtune: epoch_0 is the state after the first epoch
+    (re.compile(r"^epoch-?(\d+)$"), "epoch", 0),
+    (re.compile(r"^(?:checkpoint|step|global_step|ckpt)[-_]?(\d+)$"), "step", 0),
 )
 #: the file a run directory may hold to record its base model: {"base_model": "<path or 'embedded'>"}
 RUN_RECORD = "run.json"
@@ -71,9 +74,9 @@ def is_checkpoint(path: Path) -> bool:
 
 
 def _numbered(name: str) -> tuple[str, int] | None:
-    for pattern, kind in _PATTERNS:
+    for pattern, kind, offset in _PATTERNS:
         if m := pattern.match(name):
-            return kind, int(m.group(1))
+            return kind, int(m.group(1)) + offset
     return None
 
 
@@ -203,7 +206,7 @@ def check_series(base: Path, checkpoints: list[Checkpoint]) -> None:
         if theirs is not None and tok is not None and (differs := tokenizer_difference(tok, theirs)):
             raise ProbekitError(
                 f"{ckpt.path} has a different tokenizer from the base {base} ({', '.join(differs)} differ); "
-                "a series must share one tokenizer"
+                "a series must share one tokenizer (saved the same way: tokenizer.json, or a slow tokenizer's files)"
             )
 
 

@@ -82,9 +82,6 @@ def _probe(args) -> None:
              for name in ("held", "unknown", "new")}
     df = probe_series(args.run_dir, base=inputs.base, out=inputs.out, config=config, checkpoints=inputs.checkpoints,
                       revisions=inputs.revisions, **facts)
-    if df.empty:
-        print("no checkpoint was probed")
-        return
     wide = df.pivot_table(index=["index", "name"], columns="metric", values="value", sort=True)
     print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {inputs.out}/probes.csv and probes.parquet")

@@ -4,7 +4,8 @@ A settings class declares each field with ``option(default, "help", choices=...,
 ``HfArgumentParser`` turns the class into flags (``--eval-limit`` and ``--eval_limit`` both work, ``--help`` shows
 every meaning and default), ``from_namespace`` turns parsed flags back into the class, and ``read_toml`` reads the
 same fields from a TOML file. Fields marked ``runtime=True`` say how something is computed, not what (device,
-batch size of inference, ...): ``result_fields`` leaves them out, so a run's hash and its resume check agree.
+batch size of inference, ...): ``runtime_fields`` names them, for what keys a result (a run's hash, its resume
+check) to leave them out. A field that changes results (a dtype, say) is never runtime.
 """
 from __future__ import annotations
 
@@ -32,12 +33,6 @@ def option(default: Any = MISSING, help: str = "", *, choices: list | tuple | No
 def runtime_fields(cls) -> frozenset[str]:
     """The fields of settings class `cls` that do not change results."""
     return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("runtime"))
-
-
-def result_fields(settings) -> dict:
-    """The settings as a dict without their runtime-only fields: what a result depends on."""
-    skip = runtime_fields(type(settings))
-    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in skip}
 
 
 def from_namespace(cls, namespace: argparse.Namespace, **overrides):

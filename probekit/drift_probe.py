@@ -1,10 +1,11 @@
 """Drift of models in memory against θ0: the captures and the six metrics of a series probe, without disk.
 
-``DriftProbe(tokenizer, layer, held, unknown, new, config)`` fixes the fact sets, the answer pairs P and the NS
-subsample S; ``capture(prober, base)`` reads one model's tensors (θ0's own capture takes ``base=None``: its top-k
-ids I decide which answer logits of the unknown facts are gathered for every later model); ``metrics(base, s)``
-compares a model's tensors with θ0's exactly as ``probekit probe`` does. ``drift(base_model, model, tokenizer,
-held, ...)`` does all three for one model and returns the rows ``probes.csv`` would hold.
+``DriftProbe(tokenizer, model_config, held, unknown, new, config)`` fixes the probe layer, the fact sets, the
+answer pairs P and the NS subsample S (and refuses a k beyond the vocabulary); ``capture(prober, base)`` reads one
+model's tensors (θ0's own capture takes ``base=None``: its top-k ids I decide which answer logits of the unknown
+facts are gathered for every later model); ``metrics(base, s)`` compares a model's tensors with θ0's exactly as
+``probekit probe`` does. ``drift(base_model, model, tokenizer, held, ...)`` does all three for one model and
+returns the rows ``probes.csv`` would hold.
 
 A PEFT model is probed through its base model with the adapters active (the merged view); when the θ0 given is
 that same base model, θ0 is captured with the adapters disabled.
@@ -45,7 +46,7 @@ class ProbeConfig:
     batch_size: int = option(32, "facts per forward pass", runtime=True)
     device: str = option("cpu", "cpu, cuda, cuda:1, ...", runtime=True)
     dtype: str | None = option(None, "model dtype (default float32 on CPU, bfloat16 on GPU)",
-                               choices=["float32", "bfloat16", "float16", "float64"], runtime=True)
+                               choices=["float32", "bfloat16", "float16", "float64"])
     allow_pickle: bool = option(False, "allow pickle (.bin, .pt) weights: only if you trust them", runtime=True)
     skip_broken: bool = option(False, "skip a checkpoint whose weights are missing, truncated or unreadable (with "
                                       "a warning) instead of stopping", runtime=True)
@@ -60,6 +61,14 @@ class ProbeConfig:
                 raise ProbekitError(f"--{name.replace('_', '-')} must be at least {minimum} (got {value})")
         if not self.jsd_log_base > 0 or self.jsd_log_base == 1:
             raise ProbekitError(f"--jsd-log-base must be positive and not 1 (got {self.jsd_log_base})")
+
+
+def _check_k(model_or_config, k: int) -> None:
+    config = getattr(model_or_config, "config", model_or_config)
+    vocab = getattr(config.get_text_config(), "vocab_size", None)
+    if vocab is not None and k > vocab:
+        name = getattr(config, "name_or_path", None) or "the model"
+        raise ProbekitError(f"--k {k} is larger than the vocabulary of {name} ({vocab} tokens); give 1 <= k <= {vocab}")
 
 
 def as_facts(facts) -> list[Fact] | None:
@@ -77,10 +86,14 @@ def probed_module(model):
 class DriftProbe:
     """The fact sets and settings of a drift measurement, ready to capture any model of one tokenizer."""
 
-    def __init__(self, tokenizer, layer: int, held: list[Fact], unknown: list[Fact] | None = None,
+    def __init__(self, tokenizer, model_config, held: list[Fact], unknown: list[Fact] | None = None,
                  new: list[Fact] | None = None, config: ProbeConfig = ProbeConfig(), require_pairs: bool = True):
+        """`model_config`: the config (or a model) of the models to be probed: it sets the layer (``config.layer``,
+        default the middle one) and bounds ``config.k`` by the vocabulary."""
         if not held:
             raise ProbekitError("the held-out set is empty; give at least one fact")
+        layer = check_layer(model_config, config.layer if config.layer is not None else default_layer(model_config))
+        _check_k(model_config, config.k)
         # a copy: nnsight sets padding_side (and a missing pad token) on the tokenizer it is given, and the caller's
         # may be a Trainer's, whose collator pads by it
         self.tokenizer, self.layer, self.config = copy.deepcopy(tokenizer), layer, config
@@ -154,7 +167,7 @@ def evaluating(model):
         model.train(was_training)
 
 
-def _base_view(base_model, model):
+def base_view(base_model, model):
     """θ0 as given, unless it is the very model a PEFT `model` wraps: then that model with adapters disabled."""
     if hasattr(model, "disable_adapter") and probed_module(model) is probed_module(base_model):
         return model.disable_adapter()
@@ -171,13 +184,11 @@ def drift(base_model, model, tokenizer, held, unknown=None, new=None, layer: int
     columns of ``probes.csv`` (run, checkpoint, name, kind, index, layer, metric, value), checkpoint = `name`.
     """
     config = ProbeConfig(layer=layer, k=k, **settings)
-    lm = probed_module(model)
-    layer = check_layer(lm, layer if layer is not None else default_layer(lm))
-    probe = DriftProbe(tokenizer, layer, as_facts(held), as_facts(unknown), as_facts(new), config)
-    with torch.no_grad(), evaluating(base_model), evaluating(model), _base_view(base_model, model):
+    probe = DriftProbe(tokenizer, probed_module(model), as_facts(held), as_facts(unknown), as_facts(new), config)
+    with torch.no_grad(), evaluating(base_model), evaluating(model), base_view(base_model, model):
         base = probe.capture(probe.prober(base_model))
     with torch.no_grad(), evaluating(model):
         states = probe.capture(probe.prober(model), base)
     values = probe.metrics(base, states)
-    rows = [[run, name, name, "step", index, layer, metric, value] for metric, value in values.items()]
+    rows = [[run, name, name, "step", index, probe.layer, metric, value] for metric, value in values.items()]
     return pd.DataFrame(rows, columns=COLUMNS)

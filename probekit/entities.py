@@ -97,13 +97,11 @@ def fact_from_record(rec: dict, where: str = "record") -> Fact:
 def read_facts(source) -> list[Fact]:
     """Read facts from a JSONL / JSON / CSV / Parquet file, a ``save_to_disk`` folder or a ``datasets.Dataset``
     (see probekit.facts_io); a bad record is an error naming the file and its row (the line, in JSONL)."""
-    from .facts_io import read_table, records
+    from .facts_io import read_records
 
-    table = read_table(source)
-    where = source if isinstance(source, (str, os.PathLike)) else "dataset"
-    facts = [fact_from_record(rec, f"{where}:{row}") for row, rec in enumerate(records(table), 1)]
+    facts = [fact_from_record(rec, where) for where, rec in read_records(source)]
     if not facts:
-        raise ProbekitError(f"{where} holds no facts")
+        raise ProbekitError(f"{source if isinstance(source, (str, os.PathLike)) else 'dataset'} holds no facts")
     return facts
 
 

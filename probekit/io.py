@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -35,24 +36,40 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; if the block succeeds it replaces `path` (whose old contents
-    stay whole until the swap); if it fails, `path` is untouched and the temporary folder is removed."""
+def atomic_dir(path: str | os.PathLike, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`, of a name no other writer uses; if the block succeeds it
+    replaces `path` (whose old contents stay whole until the swap); if it fails, `path` is untouched and the
+    temporary folder is removed.
+
+    `keep_existing`: for a cache whose contents follow from its key (`path`), a `path` that another process wrote
+    meanwhile is kept (the first writer wins) and this block's folder is discarded."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    old = path.parent / f".{path.name}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp, old = _unique_name(path, "tmp"), None
     tmp.mkdir()
     try:
         yield tmp
-        shutil.rmtree(old, ignore_errors=True)
+        if keep_existing and path.exists():
+            return
         if path.exists():
+            old = _unique_name(path, "old")
             os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None and not path.exists():
+                os.replace(old, path)  # the old contents back
+            if not (keep_existing and path.exists()):  # not another writer of the same cache winning the race
+                raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in (tmp, old):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _unique_name(path: Path, suffix: str) -> Path:
+    """``.<name>.<random>.<suffix>`` beside `path`: a name no other writer picks."""
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}.{suffix}"
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

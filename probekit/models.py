@@ -16,8 +16,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .errors import ProbekitError
+from .io import atomic_dir
 from .weights import check_weights
 
 EMBEDDED = "embedded"
@@ -97,18 +96,9 @@ def packaged_model_dir(model: PackagedModel) -> Path:
     config.name_or_path = model.name
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{model.cache_name}-", dir=target.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_dir(target, keep_existing=True) as tmp:  # another process converting it too: the first one wins
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "config.json").exists():  # not another process winning the race
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -132,9 +122,10 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
                             "(give a checkpoint directory, a repo id in the local cache, 'embedded' or "
                             "'gemma3-270m')") from None
     except (LocalEntryNotFoundError, FileNotFoundError):
-        fetch = f"huggingface-cli download {repo_id}" + (f" --revision {revision}" if revision else "")
-        raise ProbekitError(f"{where} is not in the local Hugging Face cache and probekit never downloads; fetch it "
-                            f"first ({fetch}) or give a local folder") from None
+        fetch = f"hf download {repo_id}" + (f" --revision {revision}" if revision else "")
+        raise ProbekitError(f"model not found: {where} is neither a local folder nor a repo id in the local Hugging "
+                            f"Face cache; check the path, or fetch the repo first ({fetch}): probekit never "
+                            "downloads") from None
     if not (Path(folder) / "config.json").is_file():
         raise ProbekitError(f"{where} in the local Hugging Face cache has no config.json")
     return Path(folder)
@@ -232,7 +223,13 @@ def _from_pretrained(path: Path, *, dtype, allow_pickle: bool, trust_remote_code
 
 
 def load_model(model: str | os.PathLike, **kwargs):
-    """Load ``(model, tokenizer)``; keyword arguments as for `load_causal_lm`."""
-    path = resolve_model_path(model)
-    tokenizer = load_tokenizer(path, trust_remote_code=kwargs.get("trust_remote_code", False))
-    return load_causal_lm(path, **kwargs), tokenizer
+    """Load ``(model, tokenizer)``; keyword arguments as for `load_causal_lm`. A PEFT adapter folder loads merged
+    into its base (`base`, default the one its adapter_config.json records), with the base's tokenizer."""
+    from .adapters import adapter_base, is_adapter
+
+    if is_adapter(model):
+        tokenizer_source = kwargs.get("base") or adapter_base(Path(model))
+    else:
+        model = tokenizer_source = resolve_model_path(model)
+    tokenizer = load_tokenizer(tokenizer_source, trust_remote_code=kwargs.get("trust_remote_code", False))
+    return load_causal_lm(model, **kwargs), tokenizer

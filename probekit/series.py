@@ -23,11 +23,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
+from .adapters import check_adapter, require_peft
 from .checkpoints import Checkpoint, Series, check_series, resolve_series, weights_stamp
 from .drift_probe import COLUMNS, DriftProbe, ProbeConfig
 from .entities import Fact, fact_to_record
 from .errors import ProbekitError
-from .families import check_layer, default_layer
 from .io import atomic_write, read_tensors, stable_hash, write_json, write_tensors
 from .models import load_causal_lm, load_tokenizer
 from .weights import check_weights
@@ -49,13 +49,8 @@ class SeriesProbe:
         self.out, self.config = Path(out), config
         self.tokenizer = load_tokenizer(self.base)
         cfg = AutoConfig.from_pretrained(self.base, local_files_only=True)
-        self.layer = check_layer(cfg, config.layer if config.layer is not None else default_layer(cfg))
-        vocab = getattr(cfg.get_text_config(), "vocab_size", None)
-        if vocab is not None and config.k > vocab:
-            raise ProbekitError(f"--k {config.k} is larger than the vocabulary of {self.base} ({vocab} tokens); "
-                                f"give 1 <= k <= {vocab}")
-        self.drift = DriftProbe(self.tokenizer, self.layer, held, unknown, new, config, require_pairs)
-        self.pairs, self.ns_rows = self.drift.pairs, self.drift.ns_rows
+        self.drift = DriftProbe(self.tokenizer, cfg, held, unknown, new, config, require_pairs)
+        self.layer, self.pairs, self.ns_rows = self.drift.layer, self.drift.pairs, self.drift.ns_rows
         self.inputs = {
             "held": _hash_facts(held), "unknown": _hash_facts(unknown), "new": _hash_facts(new),
             "pairs": None if self.pairs is None else stable_hash(self.pairs.tolist(), 16),
@@ -131,11 +126,17 @@ def _check_out(out: Path) -> None:
 
 
 def _usable(checkpoints: list[Checkpoint], config: ProbeConfig) -> list[Checkpoint]:
-    """The checkpoints whose weights are there and whole (the others skipped with a warning under skip_broken)."""
+    """The checkpoints whose weights are there and whole, and whose adapter config peft reads (the others skipped
+    with a warning under skip_broken); peft missing for an adapter series is an error."""
+    adapters = [c.path for c in checkpoints if c.adapter]
+    if adapters:
+        require_peft(adapters[0])
     usable = []
     for ckpt in checkpoints:
         try:
             check_weights(ckpt.path, config.allow_pickle)
+            if ckpt.adapter:
+                check_adapter(ckpt.path)
         except ProbekitError as exc:
             _skip_or_raise(ckpt, exc, config)
             continue
@@ -173,10 +174,11 @@ def probe_series(
     _check_out(out)
     series = resolve_series(run_dir, checkpoints=checkpoints, revisions=revisions, base=base)
     check_series(series.base, series.checkpoints)
+    check_weights(series.base, config.allow_pickle)
     usable = _usable(series.checkpoints, config)  # refuse unsafe or broken weights before any work
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
-    probe = SeriesProbe(series.base, held, unknown, new, out, config)
+    probe = SeriesProbe(series.base, held, unknown, new, out, config)  # the last check: nothing written before
     write_json(out / "probe.json", {
         "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
         "base": str(series.base.resolve()), "layer": probe.layer, "config": asdict(config), "inputs": probe.inputs,
@@ -201,4 +203,6 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
         for metric, value in probe.metrics(s).items():
             rows.append([series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, probe.layer, metric, value])
         write_table(pd.DataFrame(rows, columns=COLUMNS), out=probe.out)
+    if not rows:
+        raise ProbekitError("no checkpoint was probed: every one was skipped as broken (see the warnings above)")
     return pd.DataFrame(rows, columns=COLUMNS)

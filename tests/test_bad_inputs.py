@@ -1,6 +1,7 @@
 """Every bad input to `probekit probe`: one line on stderr, exit status 2, no traceback, nothing half-written."""
 import json
 import shutil
+import sys
 
 import pandas as pd
 import pytest
@@ -98,3 +99,40 @@ def test_adapters_and_full_checkpoints_mixed(tiny_series, capsys):
     (adapter / "adapter_model.safetensors").write_bytes(b"")
     refused(capsys, probe_args(run, held, unk, tmp / "p"), "mixes full checkpoints (epoch-000, epoch-001, epoch-002) "
             "and PEFT adapters (epoch-003)", tmp / "p")
+
+
+def lora_series(tmp, base, steps=(1, 2)):
+    """PEFT LoRA adapters of `base` as a Trainer saves them: run/checkpoint-N/adapter_config.json + weights."""
+    from peft import LoraConfig, get_peft_model
+
+    from probekit.models import load_causal_lm
+
+    run = tmp / "lora"
+    for step in steps:
+        lora = get_peft_model(load_causal_lm(base), LoraConfig(r=2, target_modules=["q_proj"],
+                                                               init_lora_weights=False))
+        lora.save_pretrained(run / f"checkpoint-{step}")
+    return run
+
+
+def test_adapter_series_checked_before_anything_is_written(tiny_series, capsys, monkeypatch):
+    """Without peft, or with an adapter_config.json peft cannot read, nothing is written (no probe.json, no θ0)."""
+    tmp, run, base, held, unk = tiny_series
+    lora = lora_series(tmp, base)
+    args = probe_args(lora, held, unk, tmp / "p", "--base", str(base))
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "peft", None)  # a machine without peft: `import peft` fails
+        refused(capsys, args, "install peft to probe it (pip install 'probekit[peft]')", tmp / "p")
+    (lora / "checkpoint-2" / "adapter_config.json").write_text('{"peft_type": "LORA", ')
+    refused(capsys, args, "checkpoint-2/adapter_config.json is not a PEFT adapter config", tmp / "p")
+
+
+def test_every_checkpoint_skipped_is_an_error(tiny_series, capsys):
+    """--skip-broken skipping every checkpoint (adapters that do not fit the base) exits 2, not 0."""
+    tmp, run, base, held, unk = tiny_series
+    lora = lora_series(tmp, base, steps=(1,))
+    config = json.loads((lora / "checkpoint-1" / "adapter_config.json").read_text())
+    (lora / "checkpoint-1" / "adapter_config.json").write_text(json.dumps({**config, "target_modules": ["nope"]}))
+    assert main(probe_args(lora, held, unk, tmp / "p", "--base", str(base), "--skip-broken")) == 2
+    err = capsys.readouterr().err
+    assert "probekit: error: no checkpoint was probed" in err and "Traceback" not in err

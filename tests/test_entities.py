@@ -134,3 +134,23 @@ def test_read_facts_not_utf8(tmp_path):
     f.write_bytes('{"question": "Où est Zürich?", "answers": ["CH"], "entity": "Zürich"}\n'.encode("latin-1"))
     with pytest.raises(ProbekitError, match="latin.jsonl is not UTF-8 text"):
         read_facts(f)
+
+
+def test_jsonl_records_keep_their_own_types_and_lines(tmp_path):
+    """JSONL the line-by-line reader accepted still loads: answers a string in one row and a list in another, a
+    nested dict with only its own keys (so the facts' hashes do not change), errors naming the line past blanks."""
+    from probekit.series import _hash_facts
+
+    rows = [{"question": "What is the capital of France?", "answers": "Paris", "entity": "France",
+             "meta": {"source": "a"}},
+            {"template": "Which country is [X] located in?", "subject": "Milan", "answers": ["Italy", "Italia"],
+             "meta": {"id": 7}}]
+    f = tmp_path / "mixed.jsonl"
+    f.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n")
+    facts = read_facts(f)
+    assert [fact.answers for fact in facts] == [("Paris",), ("Italy", "Italia")]
+    assert [fact.extra for fact in facts] == [{"meta": {"source": "a"}}, {"meta": {"id": 7}}]
+    assert _hash_facts(facts) == _hash_facts([fact_from_record(r) for r in rows])
+    f.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps({**rows[1], "answers": [1]}) + "\n")
+    with pytest.raises(ProbekitError, match="mixed.jsonl:3: 'answers' must be a list of strings"):
+        read_facts(f)

@@ -45,8 +45,8 @@ def test_find_checkpoints_in_every_layout(tmp_path):
     for name in ["epoch_3", "epoch_10", "epoch_0"]:
         (tmp_path / "tt" / name).mkdir(parents=True)
         (tmp_path / "tt" / name / "config.json").write_text("{}")
-    ckpts = find_checkpoints(tmp_path / "tt")
-    assert [(c.kind, c.index) for c in ckpts] == [("epoch", 0), ("epoch", 3), ("epoch", 10)]
+    ckpts = find_checkpoints(tmp_path / "tt")  # torchtune's epoch_0 is saved after one epoch: index 0 is θ0
+    assert [(c.kind, c.index) for c in ckpts] == [("epoch", 1), ("epoch", 4), ("epoch", 11)]
     (tmp_path / "ours" / "checkpoints" / "epoch-002").mkdir(parents=True)
     (tmp_path / "ours" / "checkpoints" / "epoch-002" / "config.json").write_text("{}")
     assert find_checkpoints(tmp_path / "ours")[0].name == "epoch-002"
@@ -87,11 +87,36 @@ def test_saved_tokenizer_loads_exactly(tmp_path):
     assert loaded.padding_side == "left"
 
 
-def test_missing_model_dir(tmp_path):
+def test_missing_model_dir(tmp_path, monkeypatch):
     with pytest.raises(ProbekitError, match="model directory not found"):
         load_causal_lm(tmp_path / "nope")
     with pytest.raises(ProbekitError, match="no config.json"):
         load_causal_lm(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    # a mistyped relative path looks like a repo id: the message says it is neither, and how to fetch a real one
+    with pytest.raises(ProbekitError, match=r"runs/base is neither a local folder nor a repo id in the local "
+                                            r"Hugging Face cache.*\(hf download runs/base\)"):
+        load_causal_lm("runs/base")
+
+
+def test_load_model_of_an_adapter_folder(tmp_path):
+    """``probekit.load_model(adapter_dir)``: merged into the base its adapter_config.json records, with the base's
+    tokenizer."""
+    from peft import LoraConfig, get_peft_model
+
+    from probekit.models import load_model
+
+    tok = byte_bpe_tokenizer()
+    save_checkpoint(tiny_model("llama", len(tok)), tok, tmp_path / "base")
+    lora = get_peft_model(load_causal_lm(tmp_path / "base"), LoraConfig(r=2, target_modules=["q_proj"],
+                                                                        init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "run" / "checkpoint-3")
+    model, loaded_tok = load_model(tmp_path / "run" / "checkpoint-3")
+    ids = torch.tensor([tok("Q: Which country is Milan located in?")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, lora.eval()(ids).logits, atol=1e-5, rtol=0)
+    assert loaded_tok("Milan")["input_ids"] == tok("Milan")["input_ids"]
 
 
 def test_adapter_folders_explicit_lists_and_tokenizer_identity(tmp_path):
@@ -116,3 +141,24 @@ def test_adapter_folders_explicit_lists_and_tokenizer_identity(tmp_path):
     spec["model"]["merges"] = spec["model"]["merges"][:-1]
     (tmp_path / "b" / "tokenizer.json").write_text(json.dumps(spec))
     assert tokenizer_difference(tokenizer_identity(tmp_path / "a"), tokenizer_identity(tmp_path / "b")) == ["merges"]
+
+
+def test_tokenizer_identity_tells_null_from_missing_and_fast_from_slow(tmp_path):
+    """A null post-processor differs from one that prepends <bos>; a checkpoint with only a slow tokenizer's files
+    cannot be compared with a tokenizer.json, so it is refused rather than passed unchecked."""
+    from probekit.tokenizer_identity import tokenizer_difference, tokenizer_identity
+
+    from .conftest import metaspace_bpe_tokenizer
+
+    metaspace_bpe_tokenizer().save_pretrained(tmp_path / "a")
+    spec = json.loads((tmp_path / "a" / "tokenizer.json").read_text())
+    spec["post_processor"] = None
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "tokenizer.json").write_text(json.dumps(spec))
+    base = tokenizer_identity(tmp_path / "a")
+    assert tokenizer_difference(base, tokenizer_identity(tmp_path / "b")) == ["post-processor"]
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "vocab.json").write_text(json.dumps(spec["model"]["vocab"]))
+    (tmp_path / "slow" / "merges.txt").write_text("\n".join(" ".join(m) for m in spec["model"]["merges"]))
+    assert tokenizer_difference(base, tokenizer_identity(tmp_path / "slow")) == [
+        "tokenizer files (tokenizer.json vs vocab.json, merges.txt)"]

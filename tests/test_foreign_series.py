@@ -191,7 +191,8 @@ def test_torchtune_full_model_hf_checkpointer(base):
         checkpointer.save_checkpoint({"model": dict(weights)}, epoch=epoch)
     assert (tmp / "tt" / "epoch_1" / "model-00001-of-00001.safetensors").is_file()
     df = probe(tmp, run_dir=tmp / "tt", base=str(base_path))
-    assert list(df[df.metric == "RD"]["name"]) == ["epoch_0", "epoch_1"]
+    rd = df[df.metric == "RD"]
+    assert list(rd["name"]) == ["epoch_0", "epoch_1"] and list(rd["index"]) == [1, 2]  # epochs trained
     assert_matches_plain(df, facts, fresh(base_path), byte_bpe_tokenizer(), fresh)
 
 
@@ -214,3 +215,50 @@ def test_revisions_in_the_local_hub_cache(base, monkeypatch):
     df = pd.read_csv(tmp / "probes" / "probes.csv")
     assert list(df[df.metric == "RD"]["index"]) == [1, 2] and set(df["run"]) == {"org/tiny"}
     assert_matches_plain(df, facts, fresh(repo / "snapshots" / f"{0:040x}"), byte_bpe_tokenizer(), fresh)
+
+
+def saved_as_by_transformers_4(folder):
+    """Re-write a tokenizer saved here as tokenizers < 0.20 and transformers 4.x write it: merges as "a b" strings
+    and no ignore_merges in tokenizer.json; added_tokens_decoder, additional_special_tokens, an empty
+    extra_special_tokens dict and a typed AddedToken in tokenizer_config.json; a special_tokens_map.json of
+    AddedToken dicts (the shapes transformers 5 still reads: PreTrainedTokenizerBase.convert_added_tokens and the
+    legacy branch of _from_pretrained)."""
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["model"]["merges"] = [" ".join(pair) for pair in spec["model"]["merges"]]
+    del spec["model"]["ignore_merges"]
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    added = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in spec["added_tokens"]}
+    roles = {k: v for k, v in config.items() if k.endswith("_token")}
+    as_added = {k: {"content": v, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+                for k, v in roles.items()}
+    legacy = {"added_tokens_decoder": added, "additional_special_tokens": [], "extra_special_tokens": {},
+              "clean_up_tokenization_spaces": False, "model_max_length": config["model_max_length"],
+              "tokenizer_class": "PreTrainedTokenizerFast", **roles,
+              "bos_token": {"__type": "AddedToken", **as_added["bos_token"], "special": True}}
+    (folder / "tokenizer_config.json").write_text(json.dumps(legacy, indent=2))
+    (folder / "special_tokens_map.json").write_text(json.dumps(as_added, indent=2))
+
+
+def test_tokenizer_saved_by_another_library_version_is_the_same(tmp_path):
+    """A base saved by transformers 4.x / tokenizers < 0.20 and checkpoints saved now share one tokenizer; a really
+    different special token is still refused, by name."""
+    from probekit.checkpoints import Checkpoint, check_series
+    from probekit.errors import ProbekitError
+    from probekit.models import load_tokenizer
+
+    from .conftest import metaspace_bpe_tokenizer
+
+    tok = metaspace_bpe_tokenizer()
+    old, new = tmp_path / "base", tmp_path / "run" / "checkpoint-2"
+    for folder in (old, new):
+        save_checkpoint(tiny_model("llama", len(tok)), tok, folder)
+    saved_as_by_transformers_4(old)
+    check_series(old, [Checkpoint(new, "step", 2)])
+    text = "Q: Which country is Zürich located in?\nA:"
+    assert load_tokenizer(old)(text)["input_ids"] == tok(text)["input_ids"]
+    config = json.loads((old / "tokenizer_config.json").read_text())
+    config["additional_special_tokens"] = ["<tool>"]
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ProbekitError, match=r"special tokens \(<tool>\) differ"):
+        check_series(old, [Checkpoint(new, "step", 2)])

@@ -83,6 +83,43 @@ def test_drift_callback_in_trainer_equals_probing_its_checkpoints(setup):
     assert len(logged) == 3 and logged[-1]["drift/RD"] > 0
 
 
+def test_drift_callback_on_a_resumed_run_needs_theta0(setup):
+    """Resuming loads the checkpoint before any callback runs: without base_model= θ0 would be the resumed model,
+    so that is refused; with it the resumed run measures against θ0 and keeps the rows ``out`` already holds."""
+    tmp, tok, base, held, unknown = setup
+    run = tmp / "run"
+
+    def trainer(epochs: int, callback: DriftCallback) -> Trainer:
+        args = TrainingArguments(output_dir=str(run), num_train_epochs=epochs, save_strategy="epoch", **ARGS)
+        t = Trainer(model=load_causal_lm(base), args=args, train_dataset=qa_dataset(tok, unknown),
+                    data_collator=DataCollatorForSeq2Seq(tok, padding=True))
+        callback.attach(t)
+        return t
+
+    trainer(1, DriftCallback(held, unknown, out=tmp / "live", tokenizer=tok, **SETTINGS)).train()
+    with pytest.raises(probekit.ProbekitError, match="resumed at step 2.*base_model="):
+        trainer(2, DriftCallback(held, unknown, out=tmp / "live", tokenizer=tok, **SETTINGS)).train(
+            resume_from_checkpoint=True)
+    drift = DriftCallback(held, unknown, out=tmp / "live", tokenizer=tok, base_model=str(base), **SETTINGS)
+    trainer(2, drift).train(resume_from_checkpoint=True)
+    assert list(drift.table[drift.table.metric == "RD"]["index"]) == [0, 1, 2]
+    assert_same_metrics(drift.table, probe_saved(run, base, held, unknown, tmp / "probes"))
+    assert_same_metrics(drift.table, probekit.read_probes(tmp / "live"), tol=0)
+
+
+def test_k_beyond_the_vocabulary_is_refused_in_memory(setup):
+    tmp, tok, base, held, unknown = setup
+    model = load_causal_lm(base)
+    with pytest.raises(probekit.ProbekitError, match="--k 10000 is larger than the vocabulary"):
+        probekit.drift(model, model, tok, held, unknown, layer=2, k=10_000)
+    args = TrainingArguments(output_dir=str(tmp / "run"), num_train_epochs=1, save_strategy="no", **ARGS)
+    trainer = Trainer(model=model, args=args, train_dataset=qa_dataset(tok, unknown),
+                      data_collator=DataCollatorForSeq2Seq(tok, padding=True))
+    DriftCallback(held, unknown, tokenizer=tok, layer=2, k=10_000).attach(trainer)
+    with pytest.raises(probekit.ProbekitError, match="larger than the vocabulary"):
+        trainer.train()
+
+
 def test_drift_callback_in_trl_sft_trainer(setup):
     from trl import SFTConfig, SFTTrainer
 

@@ -199,3 +199,9 @@ def test_tensor_cache_is_keyed_and_atomic(tmp_path):
     assert set(back) == {"a", "b"} and torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
     assert read_tensors(f, "other") is None and read_tensors(f) is not None
     assert [p.name for p in f.parent.iterdir()] == ["x.safetensors"]  # no temporary left behind
+
+
+def test_dtype_changes_results_so_it_is_not_runtime():
+    from probekit.config import runtime_fields
+
+    assert "dtype" not in runtime_fields(series.ProbeConfig) and "device" in runtime_fields(series.ProbeConfig)

@@ -12,6 +12,11 @@ Rank-ρ, NTR and JSD against θ0 exactly as ``probekit probe`` does. Each measur
   ``probekit probe``; name ``checkpoint-<step>``, checkpoint the folder the Trainer saves that step to, so the
   rows line up with a later probe of saved checkpoints; θ0 is ``checkpoint-0``).
 
+θ0 is the model as training begins, so a run resumed with ``trainer.train(resume_from_checkpoint=...)`` (whose
+weights are loaded before any callback runs) needs θ0 given: ``DriftCallback(..., base_model=...)`` (a model in
+memory or a folder / repo id, as ``probekit.load_causal_lm`` takes); a resumed run keeps the rows its ``out``
+already holds up to the step it resumes from.
+
 A PEFT model is probed with its adapters active (the merged view). Only the main process measures. The model
 runs as it does in training: under a Trainer's bf16 / fp16 mixed precision (TRL's default) accelerate makes its
 forward autocast, so the values then carry that precision's noise (~1e-3) against an fp32 probe of the checkpoints.
@@ -26,10 +31,9 @@ import torch
 from transformers import TrainerCallback
 
 from .. import metrics as M
-from ..drift_probe import DriftProbe, as_facts, evaluating, probed_module
+from ..drift_probe import COLUMNS, DriftProbe, ProbeConfig, as_facts, base_view, evaluating, probed_module
 from ..errors import ProbekitError
-from ..families import check_layer, default_layer
-from ..series import COLUMNS, ProbeConfig, write_table
+from ..series import write_table
 
 
 class DriftCallback(TrainerCallback):
@@ -37,18 +41,19 @@ class DriftCallback(TrainerCallback):
 
     held / unknown / new: lists of Facts, or a file or ``datasets.Dataset`` of facts. layer: 1-based, default
     the middle layer. every: "epoch" or a number of optimizer steps. out: a folder for probes.csv / .parquet.
-    tokenizer: default the Trainer's ``processing_class``. `settings`: other ``ProbeConfig`` fields (ns_sample,
-    max_pairs, seed, jsd_log_base, prompt_format, batch_size).
+    tokenizer: default the Trainer's ``processing_class``. base_model: θ0 when it is not the model as training
+    begins (a resumed run): a model or what ``probekit.load_causal_lm`` loads. `settings`: other ``ProbeConfig``
+    fields (ns_sample, max_pairs, seed, jsd_log_base, prompt_format, batch_size).
     """
 
     def __init__(self, held, unknown=None, new=None, layer: int | None = None, every: str | int = "epoch",
                  out: str | Path | None = None, k: int = M.DEFAULT_K, *, tokenizer=None, run: str | None = None,
-                 **settings):
+                 base_model=None, **settings):
         if every != "epoch" and not (isinstance(every, int) and every > 0):
             raise ProbekitError(f"every must be 'epoch' or a positive number of steps, not {every!r}")
         self.facts = (as_facts(held), as_facts(unknown), as_facts(new))
         self.config = ProbeConfig(layer=layer, k=k, **settings)
-        self.every, self.tokenizer, self.run = every, tokenizer, run
+        self.every, self.tokenizer, self.run, self.base_model = every, tokenizer, run, base_model
         self.out = Path(out) if out is not None else None
         self.trainer = None
         self.rows: list[list] = []
@@ -68,6 +73,9 @@ class DriftCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         if not state.is_world_process_zero or self._base is not None:
             return
+        if state.global_step > 0 and self.base_model is None:
+            raise ProbekitError(f"the Trainer resumed at step {state.global_step}, so the model is no longer θ0: "
+                                "pass DriftCallback(..., base_model=...), the model or folder training started from")
         tokenizer = self.tokenizer or getattr(processing_class, "tokenizer", processing_class)
         if self.trainer is None:
             warnings.warn("DriftCallback was given as callbacks=[...]: its metrics reach state.log_history but not "
@@ -75,14 +83,37 @@ class DriftCallback(TrainerCallback):
         if tokenizer is None:
             raise ProbekitError("DriftCallback needs a tokenizer: pass DriftCallback(tokenizer=...) or give the "
                                 "Trainer processing_class=tokenizer")
-        lm = probed_module(model)
-        c = self.config
-        layer = check_layer(lm, c.layer if c.layer is not None else default_layer(lm))
-        self._probe = DriftProbe(tokenizer, layer, *self.facts, config=c)
+        self._probe = DriftProbe(tokenizer, probed_module(model), *self.facts, config=self.config)
         self._prober = self._probe.prober(model)
-        with torch.no_grad(), evaluating(model):
-            self._base = self._probe.capture(self._prober)
-        self._record(args, state, self._base, index=0)
+        if self.base_model is None:
+            with torch.no_grad(), evaluating(model):
+                self._base = self._probe.capture(self._prober)
+        else:
+            self._base = self._capture_base(model)
+        if state.global_step == 0:
+            self._record(args, state, self._base, index=0)
+        else:
+            self._keep_earlier_rows(state.global_step)
+
+    def _capture_base(self, model) -> dict[str, torch.Tensor]:
+        """θ0's tensors from `base_model`: a model, or loaded (in the model's dtype, on its device) from a folder
+        or repo id."""
+        theta0 = self.base_model
+        if isinstance(theta0, (str, Path)):
+            from ..models import load_causal_lm
+
+            lm = probed_module(model)
+            theta0 = load_causal_lm(theta0, dtype=lm.dtype, device=lm.device)
+        with torch.no_grad(), evaluating(theta0), base_view(theta0, model):
+            return self._probe.capture(self._probe.prober(theta0))
+
+    def _keep_earlier_rows(self, step: int) -> None:
+        """A resumed run's table: the rows `out` holds for the steps up to `step` (where it resumes)."""
+        if self.out is None or not (self.out / "probes.parquet").is_file():
+            return
+        earlier = pd.read_parquet(self.out / "probes.parquet")
+        trained = earlier["name"].str.removeprefix("checkpoint-").astype(int)
+        self.rows = earlier[trained <= step][COLUMNS].values.tolist()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every != "epoch" and state.global_step % self.every == 0:
