@@ -7,9 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from probekit.entities import fact_to_record
-from probekit.io import stable_hash, write_jsonl
+from probekit.io import stable_hash
 from probekit.models import load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
+from training.jsonl_columns import write_jsonl_columns
 from training.slick import Slick, SlickConfig, category_shares, run_slick
 from training.splits import SplitConfig, keep_relations, make_splits, write_splits
 from training.synthetic import synthetic_facts
@@ -43,7 +44,7 @@ class Data:
         path = self.runs_dir / "data" / f"synthetic-{key_type}-{value_type}-{n}-{key}.jsonl"
         if not path.exists():
             tokenizer = load_tokenizer(resolve_model_path(profile.model))
-            write_jsonl(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
+            write_jsonl_columns(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
         return str(path)
 
 

@@ -130,3 +130,21 @@ def test_bad_input_is_one_line_and_status_2(name, flags):
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"python -m analyses.{name}: error:"), done.stderr
+
+
+def test_a_training_error_in_an_analysis_is_one_line(workspace, tmp_path, monkeypatch, capsys):
+    """A NaN loss in a run an analysis trains: one line and status 2, as in `python -m training`."""
+    from probekit.errors import run_cli
+    from training import losses
+
+    real = losses.task_loss_sum
+    monkeypatch.setattr(losses, "task_loss_sum", lambda logits, targets: real(logits, targets) * float("nan"))
+    fig2 = importlib.import_module("analyses.fig2")
+    argv = ["--profile", "micro", "--model", str(workspace / "tiny"), "--runs-dir", str(tmp_path / "runs"),
+            "--figures-dir", str(tmp_path / "figures")]
+    assert run_cli("python -m analyses.fig2", lambda: fig2.main(argv)) == 2
+    err = capsys.readouterr().err  # progress bars, then the error
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err and len(errors) == 1
+    assert errors[0].endswith("python -m analyses.fig2: error: epoch 1: loss became nan or inf; stopping with the "
+                              "last good checkpoint kept (lower the learning rate or use fp32)"), errors

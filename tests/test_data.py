@@ -3,19 +3,23 @@ import gzip
 import json
 from collections import Counter
 
+import datasets
 import pytest
 import torch
 
 from probekit.answers import is_correct, squad_normalize
+from probekit.entities import Fact
 from probekit.errors import ProbekitError
+from probekit.io import write_jsonl
 from training.decoding import AnswerDecoder
-from training.entityquestions import load_relation, relations, templates
+from training.entityquestions import BUNDLED, load_relation, relations, templates
+from training.jsonl_columns import write_jsonl_columns
 from training.slick import (
     Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, qa_text,
     run_slick,
 )
 from training.splits import SplitConfig, make_splits
-from training.synthetic import real_p17, synthetic_facts, token_pools
+from training.synthetic import decode_batch, real_p17, synthetic_facts, token_pools
 
 from .conftest import byte_bpe_tokenizer, tiny_model
 
@@ -43,7 +47,7 @@ def test_user_dataset_dir_and_errors(tmp_path):
     with pytest.raises(ProbekitError, match="no train file for P36"):
         load_relation("P36", "train", root)
     (root / "dev" / "P36.dev.json").write_text("[{oops")
-    with pytest.raises(ProbekitError, match="malformed JSON"):
+    with pytest.raises(ProbekitError, match="P36.dev.json"):
         load_relation("P36", "dev", root)
     with pytest.raises(ProbekitError, match="not an EntityQuestions directory"):
         load_relation("P36", "dev", tmp_path)
@@ -51,6 +55,31 @@ def test_user_dataset_dir_and_errors(tmp_path):
         json.dump([{"question": "Who is Peru?", "answers": ["x"]}], fh)
     with pytest.raises(ProbekitError, match="does not fit template"):
         load_relation("P36", "dev", root)
+
+    (root / "dev" / "P36.dev.json.gz").unlink()
+    (root / "dev" / "P36.dev.json").write_text(json.dumps([{"question": "What is the capital of Peru?"}]))
+    with pytest.raises(ProbekitError, match="P36.dev.json: records lack answers"):
+        load_relation("P36", "dev", root)
+
+
+def _json_reference(relation, split):
+    """The loader before `datasets`: gzip + json.load, one record at a time."""
+    with gzip.open(BUNDLED / split / f"{relation}.{split}.json.gz", "rt", encoding="utf-8") as fh:
+        records = json.load(fh)
+    before, after = templates()[relation].split("[X]")
+    facts = []
+    for rec in records:
+        assert rec["question"].startswith(before) and rec["question"].endswith(after)
+        span = (len(before), len(rec["question"]) - len(after))
+        facts.append(Fact(rec["question"], tuple(rec["answers"]), span, relation))
+    return facts
+
+
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_bundled_entityquestions_load_as_before(split):
+    """Loading through `datasets` gives the Facts of the plain JSON reader: every bundled relation, same order."""
+    for relation in relations(split=split):
+        assert load_relation(relation, split) == _json_reference(relation, split), relation
 
 
 # --- SLiCK ------------------------------------------------------------------------------------------------------
@@ -193,13 +222,13 @@ def smol_tokenizer():
 
 
 def test_synthetic_semantic_keys(smol_tokenizer):
-    facts = synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7)
+    facts = synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7).to_list()
     keys = [f["subject"] for f in facts]
     places, countries, pairs = real_p17()
     assert len(set(keys)) == len(keys) == 3000
     assert not {k.casefold() for k in keys} & {p.casefold() for p in places}
-    assert facts == synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7)
-    assert facts != synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=8)
+    assert facts == synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=7).to_list()
+    assert facts != synthetic_facts(smol_tokenizer, 3000, "semantic", "real", seed=8).to_list()
     counts = Counter(f["answers"][0] for f in facts)
     assert set(counts) <= set(countries) and max(counts.values()) - min(counts.values()) <= 2
     assert not any((f["subject"].casefold(), f["answers"][0].casefold()) in pairs for f in facts)
@@ -212,7 +241,7 @@ def test_synthetic_semantic_keys(smol_tokenizer):
 
 
 def test_synthetic_uuid_keys_and_values(smol_tokenizer):
-    facts = synthetic_facts(smol_tokenizer, 2000, "uuid", "uuid", seed=0)
+    facts = synthetic_facts(smol_tokenizer, 2000, "uuid", "uuid", seed=0).to_list()
     keys = [f["subject"] for f in facts]
     assert len(set(keys)) == 2000 and all(k.startswith("Loc_") and len(k) == 12 for k in keys)
     assert all(f["answers"][0].startswith("Country_") for f in facts)
@@ -221,4 +250,42 @@ def test_synthetic_uuid_keys_and_values(smol_tokenizer):
     # UUID keys are hex: none contains a real multi-letter place name
     assert not any(p in k.casefold() for k in keys[:200] for p in places if len(p) >= 4)
     semantic_values = synthetic_facts(smol_tokenizer, 100, "semantic", "semantic", seed=0)
-    assert not {f["answers"][0] for f in semantic_values} & set(real_p17()[1])
+    assert not {a for [a] in semantic_values["answers"]} & set(real_p17()[1])
+
+
+# sha256 of the JSONL that the record-by-record implementation (one dict per fact, probekit.io.write_jsonl) wrote
+BEFORE_COLUMNS = {
+    ("semantic", "real", 7, 500): "809ab5c136321ccf08d11f0f10446349917015edf10fa0d5cfd8e5cf0ff4deec",
+    ("uuid", "uuid", 0, 500): "92c8cf05066a360c2fe0d26ab16c3b4469bb9d80acd703cf8489181126cfea16",
+    ("semantic", "semantic", 3, 300): "605e968a4a3a27b474b236a15d46385eb71b98f9cf7cb7342367f88242153c6b",
+    ("uuid", "real", 1, 400): "8f9613367feefbd2250bf4cdf9838984a539687874b5514fe74309042482038e",
+    ("uuid", "semantic", 2, 50): "a28c10096500d6951dc33c240c5fe39e515a3f827a79f2a51d56b3ddb8fccec9",
+}
+
+
+@pytest.mark.parametrize("key_type,value_type,seed,n", list(BEFORE_COLUMNS))
+def test_synthetic_facts_are_the_same_bytes_as_before(smol_tokenizer, tmp_path, key_type, value_type, seed, n):
+    facts = synthetic_facts(smol_tokenizer, n, key_type, value_type, seed)
+    digest = write_jsonl_columns(tmp_path / "s.jsonl", facts)
+    assert digest == BEFORE_COLUMNS[key_type, value_type, seed, n]
+    assert write_jsonl(tmp_path / "r.jsonl", facts.to_list()) == digest  # the record writer agrees
+
+
+def test_jsonl_columns_match_write_jsonl(tmp_path):
+    rows = [{"q": 'a "quoted"\\ line\nnext', "answers": ["Zürich", "東京", "\u2028"], "k": "x"},
+            {"q": "tab\there", "answers": [], "k": "x"}, {"q": "", "answers": ["é"], "k": "y"}]
+    table = datasets.Dataset.from_list(rows)
+    assert write_jsonl_columns(tmp_path / "c.jsonl", table) == write_jsonl(tmp_path / "r.jsonl", rows)
+    assert (tmp_path / "c.jsonl").read_bytes() == (tmp_path / "r.jsonl").read_bytes()
+    assert write_jsonl_columns(tmp_path / "s.jsonl", table.select([2, 0])) == write_jsonl(tmp_path / "t.jsonl",
+                                                                                             [rows[2], rows[0]])
+    with pytest.raises(ProbekitError, match="column 'n' is int64"):
+        write_jsonl_columns(tmp_path / "n.jsonl", datasets.Dataset.from_list([{"n": 1}]))
+
+
+def test_decode_batch_is_batch_decode(smol_tokenizer):
+    seqs = torch.randint(0, len(smol_tokenizer), (2000, 3), generator=torch.Generator().manual_seed(0)).tolist()
+    seqs += [s[:2] for s in seqs[:500]] + [[]]
+    assert decode_batch(smol_tokenizer, seqs) == smol_tokenizer.batch_decode(seqs)
+    tok = byte_bpe_tokenizer()
+    assert decode_batch(tok, seqs[:100]) == tok.batch_decode(seqs[:100])

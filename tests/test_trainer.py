@@ -114,8 +114,9 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     real = L.task_loss_sum
     monkeypatch.setattr(L, "task_loss_sum", lambda logits, t: real(logits, t) * (
         float("nan") if (tmp_path / "run" / "checkpoints" / "epoch-002").exists() else 1.0))
-    with pytest.raises(TrainingError, match="epoch 3: loss became nan"):
+    with pytest.raises(ProbekitError, match="epoch 3: loss became nan") as stopped:  # one line in every CLI
         run(tmp_path, "run", epochs=4)
+    assert isinstance(stopped.value, TrainingError)
     assert (tmp_path / "run" / "checkpoints" / "epoch-002" / "model.safetensors").exists()
     assert [m["epoch"] for m in RunDir(tmp_path / "run").records()] == [0, 1, 2]
 

@@ -2,6 +2,9 @@
 run key and the resume check (runtime fields left out of both)."""
 import hashlib
 import json
+import re
+import subprocess
+import sys
 from dataclasses import asdict, fields
 
 import pytest
@@ -17,7 +20,7 @@ def parse(*argv):
 
 
 def test_runtime_fields():
-    assert RUNTIME == {"out", "device", "parallel", "eval_batch_size", "cache_dir"}
+    assert RUNTIME == {"out", "device", "parallel", "eval_batch_size", "log_every", "cache_dir"}
 
 
 def test_run_key_is_the_analyses_folder_hash():
@@ -78,3 +81,67 @@ def test_run_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "r"), "--known", "k.jsonl", "--condition", "l2",
                  "--parallel", "fsdp"]) == 2
     assert "l2 is not supported under FSDP2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 0, "--batch-size must be at least 1, not 0"),
+    ("epochs", -1, "--epochs must be 0 or more, not -1"),
+    ("k", 0, "--k must be at least 1, not 0"),
+    ("tau", 0.0, "--tau must be above 0, not 0.0"),
+    ("tau", float("nan"), "--tau must be above 0, not nan"),
+    ("lr", -1e-4, "--lr must be 0 or more, not -0.0001"),
+    ("lam", -1.0, "--lam must be 0 or more"),
+    ("weight_decay", -0.1, "--weight-decay must be 0 or more"),
+    ("eval_limit", 0, "--eval-limit must be at least 1 (unset: all), not 0"),
+    ("eval_limit", -5, "--eval-limit must be at least 1"),
+    ("eval_batch_size", 0, "--eval-batch-size must be at least 1"),
+    ("log_every", 0, "--log-every must be at least 1"),
+    ("snapshot_epoch", -1, "--snapshot-epoch must be 0 or more"),
+    ("keep", "every:0", "--keep must be all, every:K or last:N"),
+    ("keep", "last:x", "--keep must be all, every:K or last:N"),
+    ("keep", "last:", "--keep must be all, every:K or last:N"),
+    ("keep", "every:-2", "--keep must be all, every:K or last:N"),
+    ("keep", "first:2", "--keep must be all, every:K or last:N"),
+])
+def test_out_of_range_settings_are_one_line_errors(field, value, message):
+    with pytest.raises(ProbekitError, match=re.escape(message)):
+        RunConfig(out="r", known="k.jsonl", **{field: value}).validate()
+
+
+def test_in_range_settings_pass():
+    for kw in (dict(keep="every:2"), dict(keep="last:1"), dict(epochs=0, condition="sft"), dict(lr=0.0),
+               dict(eval_limit=1), dict(k=1, tau=1e-3, lam=0.0)):
+        RunConfig(out="r", known="k.jsonl", **kw).validate()
+
+
+def test_bad_keep_from_the_command_line(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "r"), "--known", "k.jsonl", "--keep", "every:0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m training: error: --keep must be") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_record_hashes_a_save_to_disk_folder(tmp_path):
+    from datasets import Dataset
+
+    from training.run_record import data_files, facts_sha256
+
+    rows = [{"template": "Which country is [X] located in?", "subject": "Oslo", "answers": ["Norway"]}]
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "known"))
+    (tmp_path / "held.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    data = data_files(RunConfig(out="r", known=str(tmp_path / "known"), held=str(tmp_path / "held.jsonl")))
+    assert data["held"]["sha256"] == hashlib.sha256((tmp_path / "held.jsonl").read_bytes()).hexdigest()
+    assert data["known"]["sha256"] == facts_sha256(tmp_path / "known") and data["known"]["manifest"] is None
+    Dataset.from_list(rows * 2).save_to_disk(str(tmp_path / "known2"))
+    assert facts_sha256(tmp_path / "known2") != data["known"]["sha256"]
+
+
+def test_read_metrics_from_the_package_and_a_cheap_import(tmp_path):
+    import training
+
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "phase": "base", "accuracy": {"held": 0.5}})
+                                            + "\n")
+    frame = training.read_metrics(tmp_path)
+    assert list(frame["accuracy.held"]) == [0.5] and list(frame["epoch"]) == [0]
+    code = "import sys, training; assert not {'pandas', 'torch'} & set(sys.modules), 'heavy import'"
+    subprocess.run([sys.executable, "-c", code], check=True)

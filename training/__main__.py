@@ -126,27 +126,24 @@ def _splits(s: SplitsSettings) -> None:
 
 
 def _synthetic(s: SyntheticSettings) -> None:
-    from probekit.io import write_jsonl
     from probekit.models import load_tokenizer
 
+    from .jsonl_columns import write_jsonl_columns
     from .synthetic import synthetic_facts
 
     start = time.perf_counter()
     facts = synthetic_facts(load_tokenizer(s.model), s.n, s.keys, s.values, s.seed, s.data)
-    write_jsonl(s.out, facts)
+    write_jsonl_columns(s.out, facts)
     print(f"wrote {len(facts)} {s.keys}-key / {s.values}-value facts to {s.out} "
           f"in {time.perf_counter() - start:.1f} s")
 
 
 def _run(config: RunConfig) -> None:
     from .distributed import init_distributed
-    from .trainer import Trainer, TrainingError
+    from .trainer import Trainer
 
     init_distributed()
-    try:
-        Trainer(config).run()
-    except TrainingError as exc:
-        raise ProbekitError(str(exc)) from None
+    Trainer(config).run()
 
 
 RUN_DESCRIPTION = ("Fine-tune and write a checkpoint series. Flags override --config run.toml. Run the same command "

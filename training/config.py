@@ -20,21 +20,23 @@ VARIANTS = ("full", "topk", "randomk")
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 PARALLEL = ("auto", "ddp", "fsdp")
 EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
+FACTS = "facts (.jsonl, .json, .csv, .parquet or a save_to_disk folder)"
 
 
 @dataclass
 class RunConfig:
-    """Everything a run depends on (recorded in run.json). Paths are JSONL fact files."""
+    """Everything a run depends on (recorded in run.json). Fact paths are what ``probekit.read_facts`` reads:
+    JSONL / JSON, CSV, Parquet or a ``Dataset.save_to_disk`` folder."""
 
     out: str = option(help="run directory (required; resuming: the same command again)", runtime=True)
     model: str = option(EMBEDDED, "checkpoint directory or 'embedded'")
-    train: str | None = option(None, "JSONL facts: the training mix (unset: known ∪ unknown)")
-    known: str | None = option(None, "JSONL facts: D_Known (trained on, evaluated; the teacher recipe's data)")
-    unknown: str | None = option(None, "JSONL facts: D_Unk (trained on, evaluated)")
-    held: str | None = option(None, "JSONL facts: D_Held (evaluated, never trained on)")
-    maybe_known: str | None = option(None, "JSONL facts: MaybeKnown (evaluated)")
-    weakly_known: str | None = option(None, "JSONL facts: WeaklyKnown (evaluated)")
-    new: str | None = option(None, "JSONL facts: new/synthetic entities for the probe's MTD")
+    train: str | None = option(None, FACTS + ": the training mix (unset: known ∪ unknown)")
+    known: str | None = option(None, FACTS + ": D_Known (trained on, evaluated; the teacher recipe's data)")
+    unknown: str | None = option(None, FACTS + ": D_Unk (trained on, evaluated)")
+    held: str | None = option(None, FACTS + ": D_Held (evaluated, never trained on)")
+    maybe_known: str | None = option(None, FACTS + ": MaybeKnown (evaluated)")
+    weakly_known: str | None = option(None, FACTS + ": WeaklyKnown (evaluated)")
+    new: str | None = option(None, FACTS + ": new/synthetic entities for the probe's MTD")
     condition: str = option("sft", "training condition", choices=CONDITIONS)
     trainable: list[str] = option(help="freeze: parameter groups to train (attn q k v o ffn gate+up down all)",
                                   default_factory=lambda: ["all"])
@@ -66,6 +68,7 @@ class RunConfig:
 
     def validate(self) -> None:
         _check_choices(self)
+        _check_ranges(self)
         if self.condition in ("self_distill", "l2") and self.teacher == "recipe":
             if self.snapshot_epoch > 0 and not self.known:
                 raise ProbekitError("the teacher recipe trains on D_Known first: give --known (or --teacher PATH)")
@@ -76,10 +79,7 @@ class RunConfig:
             raise ProbekitError("no training data: give --train, or --known / --unknown")
         if self.parallel == "fsdp" and self.condition == "l2":
             raise ProbekitError("l2 is not supported under FSDP2 (its penalty reads whole parameters); use ddp")
-        if self.log_every < 1:
-            raise ProbekitError(f"log_every must be at least 1, not {self.log_every}")
-        if not (self.keep == "all" or self.keep.split(":")[0] in ("every", "last")):
-            raise ProbekitError(f"keep must be all, every:K or last:N, not {self.keep!r}")
+        _check_keep(self.keep)
 
 
 def _check_choices(config: RunConfig) -> None:
@@ -88,6 +88,28 @@ def _check_choices(config: RunConfig) -> None:
         value = getattr(config, name)
         if value not in choices:
             raise ProbekitError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _check_ranges(config: RunConfig) -> None:
+    """Each numeric field in its range (NaN fails every comparison, so it is refused too)."""
+    c = config
+    rules = (("batch_size", c.batch_size >= 1, "at least 1"), ("epochs", c.epochs >= 0, "0 or more"),
+             ("snapshot_epoch", c.snapshot_epoch >= 0, "0 or more"), ("k", c.k >= 1, "at least 1"),
+             ("tau", c.tau > 0, "above 0"), ("lam", c.lam >= 0, "0 or more"), ("lr", c.lr >= 0, "0 or more"),
+             ("weight_decay", c.weight_decay >= 0, "0 or more"),
+             ("eval_limit", c.eval_limit is None or c.eval_limit >= 1, "at least 1 (unset: all)"),
+             ("eval_batch_size", c.eval_batch_size >= 1, "at least 1"), ("log_every", c.log_every >= 1, "at least 1"))
+    for name, ok, rule in rules:
+        if not ok:
+            raise ProbekitError(f"--{name.replace('_', '-')} must be {rule}, not {getattr(c, name)!r}")
+
+
+def _check_keep(keep: str) -> None:
+    """all, every:K or last:N with K, N whole numbers of at least 1."""
+    kind, _, n = keep.partition(":")
+    if keep == "all" or (kind in ("every", "last") and n.isdecimal() and int(n) >= 1):
+        return
+    raise ProbekitError(f"--keep must be all, every:K or last:N (K, N whole numbers of at least 1), not {keep!r}")
 
 
 RUNTIME = runtime_fields(RunConfig)

@@ -3,11 +3,11 @@
 The dataset ships inside this package (``training/data/entityquestions``: one gzipped JSON list per relation and
 split, plus ``relation_query_templates.json`` and the LICENSE). A user's own unzipped copy in the official layout
 (``dataset/{train,dev,test}/P17.{split}.json`` and the templates file) can be given as ``root`` instead.
+Files load through Hugging Face ``datasets`` (``probekit.facts_io.read_table``) and are read column-wise.
 Each question's key entity is the text its relation template puts at ``[X]``.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from functools import lru_cache
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from probekit.entities import Fact
 from probekit.errors import ProbekitError
+from probekit.facts_io import read_table
 
 BUNDLED = Path(__file__).parent / "data" / "entityquestions"
 SPLITS = ("train", "dev", "test")
@@ -61,17 +62,17 @@ def load_relation(relation: str, split: str, root: str | Path | None = None) -> 
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise ProbekitError(f"no {split} file for {relation} under {root / split}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            records = json.load(fh)
-    except (json.JSONDecodeError, OSError) as exc:
-        raise ProbekitError(f"{path}: malformed JSON ({exc})") from None
+    table = read_table(path)
+    missing = {"question", "answers"} - set(table.column_names)
+    if missing:
+        raise ProbekitError(f"{path}: records lack {', '.join(sorted(missing))}; is it an EntityQuestions file?")
     pattern = _template_regex(templates(root)[relation])
     facts = []
-    for i, rec in enumerate(records):
-        m = pattern.match(rec.get("question", ""))
+    columns = table.data  # pyarrow: column-wise, no dict per row
+    questions, answers = columns.column("question").to_pylist(), columns.column("answers").to_pylist()
+    for i, (question, answer) in enumerate(zip(questions, answers)):
+        m = pattern.match(question or "")
         if m is None:
-            raise ProbekitError(f"{path}[{i}]: question {rec.get('question')!r} does not fit template of {relation}")
-        facts.append(Fact(rec["question"], tuple(rec["answers"]), m.span(1), relation))
+            raise ProbekitError(f"{path}[{i}]: question {question!r} does not fit template of {relation}")
+        facts.append(Fact(question, tuple(answer), m.span(1), relation))
     return facts

@@ -5,13 +5,18 @@
 computed by the same ``Objective`` and regularisers as ``python -m training run --condition self_distill``:
 L_task is the cross-entropy summed over the label tokens (labels ≠ -100) divided by their number, the KL is over
 every non-padded position, the full vocabulary (an online teacher) or the k ids per position of a teacher cache
-(top-k / random-k, ``training.teacher_cache``, built over the train dataset's ``input_ids`` in dataset order).
-Under gradient accumulation both counts are those of the whole accumulated batch, as in one large batch.
+(top-k / random-k, ``training.teacher_cache``, built over the train dataset's ``input_ids`` in dataset order; a
+batch's sequence is found there by its token ids, so a sequence that is in several rows is served the first such
+row's ids: the same for top-k, one shared draw instead of one per row for random-k). Under gradient accumulation
+both counts are those of the whole accumulated batch, as in one large batch, whatever the transformers version.
 
-The teacher θ_i is a checkpoint (``teacher=PATH`` or a model) or the recipe's snapshot of the model being trained
-after ``snapshot_epoch`` epochs (0: before the first step; until then training is plain SFT; the snapshot is also
-saved to ``<output_dir>/teacher``). The study's recipe is SFT on D_Known for i epochs, then distillation from that
-checkpoint on D_train: run a Trainer on D_Known, then this one with ``teacher=`` its output.
+The teacher θ_i is a checkpoint (``teacher=PATH`` or a model) or a snapshot of the model being trained after
+``snapshot_epoch`` epochs of *this Trainer's* ``train_dataset`` (0: before the first step; until then training is
+plain SFT; a snapshot after N ≥ 1 epochs is also saved to ``<output_dir>/teacher``). Unlike ``RunConfig``'s
+``snapshot_epoch`` (epochs on D_Known inside one run), nothing here switches datasets: the study's recipe, SFT on
+D_Known for i epochs and then distillation from that checkpoint on D_train, is a Trainer on D_Known, then this one
+with ``teacher=`` its output. Resuming (``train(resume_from_checkpoint=...)``) needs ``teacher=`` once the snapshot
+was taken: the model in memory is then no longer the snapshot.
 
 Use ``SelfDistillationTrainer`` in place of ``Trainer``, or mix into TRL:
 ``class DistillSFTTrainer(SelfDistillationMixin, SFTTrainer): pass``. Batches must be right-padded (not packed or
@@ -78,6 +83,10 @@ class _TeacherSchedule(TrainerCallback):
         if t.snapshot_epoch is None:
             t.start_distillation(t.teacher_source)
         elif t.snapshot_epoch == 0:
+            if state.global_step > 0:  # the resumed checkpoint's weights, not the model training started from
+                raise ProbekitError(f"this run resumes at step {state.global_step}, after its snapshot at step 0: "
+                                    "pass teacher=PATH (the model training started from) instead of "
+                                    "snapshot_epoch=0")
             t.start_distillation(frozen_copy(model))
         elif (state.epoch or 0) >= t.snapshot_epoch:
             raise ProbekitError(f"this run resumes after its snapshot epoch {t.snapshot_epoch}: pass "
@@ -94,10 +103,15 @@ class _TeacherSchedule(TrainerCallback):
 
 class SelfDistillationMixin:
     """Trainer mixin: the loss above (see the module docstring). Keyword arguments: teacher (path or model) or
-    snapshot_epoch; lam (λ), tau (τ), variant ("full", "topk", "randomk"), k, seed (of random-k ids), cache_dir
-    (teacher caches of a path teacher; default <output_dir>/.teacher-cache)."""
+    snapshot_epoch (epochs of train_dataset); lam (λ), tau (τ), variant ("full", "topk", "randomk"), k, seed (of
+    random-k ids), cache_dir (teacher caches of a path teacher; default <output_dir>/.teacher-cache).
 
-    loss_is_scaled_for_ga = True  # normalised by the accumulated batch's counts
+    The loss of a micro-batch is normalised by the whole step's counts and multiplied by the step's number of
+    micro-batches, which the Trainer divides by: every transformers version does when the model takes no loss
+    kwargs and there is no compute_loss_func (and, from 5.19, loss_is_scaled_for_ga is not True), so the step's
+    gradient is that of one large batch."""
+
+    loss_is_scaled_for_ga = False  # transformers >= 5.19: the Trainer divides by the micro-batch count
 
     def __init__(self, *args, teacher=None, snapshot_epoch: int | None = None, lam: float = 1.0, tau: float = 0.5,
                  variant: str = "full", k: int = DEFAULT_K, seed: int = 0, cache_dir: str | None = None, **kwargs):
@@ -109,11 +123,14 @@ class SelfDistillationMixin:
         if self.accelerator.num_processes > 1:
             raise ProbekitError("self-distillation in a Trainer runs in one process; for several GPUs use "
                                 "`torchrun -m training run --condition self_distill`")
+        if self.compute_loss_func is not None:
+            raise ProbekitError("self-distillation computes the loss itself: do not pass compute_loss_func")
+        self.model_accepts_loss_kwargs = False  # the Trainer divides our loss by the micro-batch count (above)
         self.teacher_source, self.snapshot_epoch = teacher, snapshot_epoch
         self.lam, self.tau, self.variant, self.k, self.seed, self.cache_dir = lam, tau, variant, k, seed, cache_dir
         self.regularizer = NO_REGULARIZER
         self._example_index: dict[tuple[int, ...], int] = {}
-        self._step_counts: tuple[int, int] | None = None
+        self._step_counts: tuple[int, int, int] | None = None  # answer tokens, examples, micro-batches of the step
         self._scratch = None
         self.add_callback(_TeacherSchedule(self))
 
@@ -157,7 +174,7 @@ class SelfDistillationMixin:
         batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
         labelled = batches and all("labels" in b for b in batches)
         self._step_counts = (sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches),
-                             sum(len(b["input_ids"]) for b in batches)) if labelled else None
+                             sum(len(b["input_ids"]) for b in batches), len(batches)) if labelled else None
         return batches, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -166,11 +183,12 @@ class SelfDistillationMixin:
         batch = train_batch(inputs)
         if self._example_index:
             batch.example_index = self._dataset_rows(batch)
-        n_answer, n_examples = self._step_counts or (batch.num_answer_tokens, len(batch.input_ids))
+        n_answer, n_examples, n_micro = self._step_counts or (batch.num_answer_tokens, len(batch.input_ids), 1)
         task_sum, reg_sum = Objective(transformers_model(model))(batch, len(batch.input_ids), self.regularizer)
         loss = task_sum / n_answer
         if self.regularizer.in_objective:
             loss = loss + self.lam * reg_sum / n_examples
+        loss = loss * n_micro  # the Trainer divides by n_micro
         return (loss, None) if return_outputs else loss
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+
 def checkpoint_name(epoch: int) -> str:
     return f"epoch-{epoch:03d}"
 

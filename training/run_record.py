@@ -16,14 +16,34 @@ from .config import EVAL_SETS, RunConfig
 from .run_dir import RunDir
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def facts_sha256(path: str | Path) -> str:
+    """sha256 of a facts file's bytes, or of a folder (``save_to_disk``): of its files' relative paths and sha256s
+    in path order."""
+    path = Path(path)
+    if not path.is_dir():
+        return _file_sha256(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    listing = "".join(f"{p.relative_to(path).as_posix()}\t{_file_sha256(p)}\n" for p in files)
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
 def data_files(config: RunConfig) -> dict[str, dict]:
-    """Every fact file the config names → its absolute path, sha256 and the manifest.json beside it (or None)."""
+    """Every facts source the config names → its absolute path, sha256 (``facts_sha256``) and the manifest.json
+    beside it (or None)."""
     data = {}
     for name in (*EVAL_SETS, "train", "new"):
         path = getattr(config, name)
         if path:
             manifest = Path(path).parent / "manifest.json"
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            digest = facts_sha256(path)
             data[name] = {"path": str(Path(path).resolve()), "sha256": digest,
                           "manifest": json.loads(manifest.read_text()) if manifest.exists() else None}
     return data

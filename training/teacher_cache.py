@@ -68,7 +68,7 @@ def build_teacher_cache(teacher, examples: list[Example], pad_id: int, k: int, v
         return TeacherCache(folder)
     lengths = np.array([len(e.input_ids) for e in examples], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, keep_existing=True) as tmp:  # a run beside this one may finish it first
         _write_picks(tmp, teacher, examples, offsets, pad_id, k, variant, seed, batch_size)
         np.save(tmp / "offsets.npy", offsets)
         (tmp / "meta.json").write_text(json.dumps({"k": k, "variant": variant, "seed": seed, "teacher": teacher_stamp,

@@ -46,8 +46,9 @@ from .run_record import write_run_record
 __all__ = ["RunConfig", "Trainer", "TrainingError"]
 
 
-class TrainingError(RuntimeError):
-    """The run cannot go on (a NaN/inf loss); the last good checkpoint is kept."""
+class TrainingError(ProbekitError):
+    """The run cannot go on (a NaN/inf loss); the last good checkpoint is kept. A ProbekitError: every command line
+    (``python -m training``, the analyses) prints it as one line."""
 
 
 class Trainer:
