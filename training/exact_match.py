@@ -15,7 +15,7 @@ Decoding answers that token by token. Instead, one teacher-forced forward over `
 
 Every decision is exact, not a heuristic: the greedy path is determined by the argmaxes checked. To stay exact
 across the small numeric differences between one full forward and cached step-by-step decoding, an argmax is
-trusted only when it leads the runner-up by ``margin`` (default by dtype: 1e-3 in fp32, 0.5 in 16-bit).
+trusted only when it leads the runner-up by ``margin`` (default: 1e-3 in fp32, 0.5 in 16-bit or under autocast).
 """
 from __future__ import annotations
 
@@ -48,13 +48,16 @@ class ExactMatch:
         self.decoder = AnswerDecoder(model, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size)
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.stop = set(self.decoder.stop_ids.tolist())
-        dtype = next(model.parameters()).dtype
-        self.margin = margin if margin is not None else (1e-3 if dtype == torch.float32 else 0.5)
+        param = next(model.parameters())
+        full = param.dtype == torch.float32 and not torch.is_autocast_enabled(param.device.type)
+        self.margin = margin if margin is not None else (1e-3 if full else 0.5)
         self.decided = {"forced": 0, "first_token": 0, "decoded": 0}  # how each outcome was reached, cumulative
 
     @torch.inference_mode()
     def correct(self, prompts: list[str], answers: list[list[str]] | list[tuple[str, ...]]) -> list[bool]:
         """Whether the greedy answer to each prompt matches one of its gold aliases (same as decoding)."""
+        if not prompts:
+            return []
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         forced = [self.tokenizer(f" {a[0]}\n", add_special_tokens=False)["input_ids"] for a in answers]
         out: list[bool | None] = [None] * len(prompts)
