@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .comparisons import forgetting_lines
 from .frames import forgetting, split_accuracy
 from .outputs import caption, write_outputs
 from .plots import run_panels
@@ -27,6 +28,7 @@ def run_panel_figure(name: str, doc: str, labels: list[str], note: Callable[[Pro
         write_outputs(fig, df, name, ctx.figures_dir, ctx.seconds())
         for t in trained:
             print(summary(t))
+        print("\n".join(forgetting_lines(trained)))
         return df
 
     return Analysis(name, doc, standard_plan(labels), render)

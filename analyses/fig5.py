@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .comparisons import forgetting_lines
 from .frames import probe_frame
 from .outputs import caption, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE
@@ -58,6 +59,7 @@ def render(ctx, trained) -> pd.DataFrame:
     last = rd[rd["epoch"] == rd["epoch"].max()].set_index("condition")["value"]
     for label, value in last.items():
         print(f"RD at the last epoch, {label}: {value:.4f}")
+    print("\n".join(forgetting_lines(trained)))
     return rd
 
 

@@ -148,3 +148,21 @@ def test_a_training_error_in_an_analysis_is_one_line(workspace, tmp_path, monkey
     assert "Traceback" not in err and len(errors) == 1
     assert errors[0].endswith("python -m analyses.fig2: error: epoch 1: loss became nan or inf; stopping with the "
                               "last good checkpoint kept (lower the learning rate or use fp32)"), errors
+
+
+def test_forgetting_lines_pair_conditions_on_the_same_facts():
+    """Each run's ΔD_Held with its interval; later runs against the first, paired, with McNemar's p."""
+    from types import SimpleNamespace
+
+    from analyses.comparisons import forgetting_lines
+
+    def run(label, held):  # per-epoch outcome strings of 4 held-out facts
+        return SimpleNamespace(label=label, records=[{"epoch": e, "correct": {"held": bits}}
+                                                      for e, bits in enumerate(held)])
+    a = run("SFT", ["1111", "1111", "0011"])
+    b = run("Self-distillation", ["1111", "1111", "1111"])
+    lines = forgetting_lines([a, b])
+    assert lines[0].startswith("SFT: ΔD_Held 50.0 pp [") and "over 4 facts" in lines[0]
+    assert lines[1].startswith("Self-distillation: ΔD_Held 0.0 pp [0.0, 0.0]")
+    assert lines[2].startswith("Self-distillation − SFT: ΔD_Held -50.0 pp [")
+    assert "McNemar p (last epoch) 0.500" in lines[2]
