@@ -4,6 +4,8 @@
   collapsed). Decides whether a generated answer is correct (``is_correct``), as SLiCK and the evaluation do.
 - ``answer_key``: case- and whitespace-insensitive only. Groups gold answers (the metrics' pairs P, the linear
   probe's classes), where "The Hague" and "Hague" are different answers.
+- ``first_word_piece``: the prefix that every SQuAD-normalised answer starting with a given token keeps, when that
+  can be guaranteed (what lets ``training.exact_match`` rule an answer out from its first token).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import re
 import string
 
 _PUNCTUATION = set(string.punctuation)
+_ARTICLE_PIECES = {"a", "an", "t", "th", "the"}  # what may still grow into an article that SQuAD drops
 
 
 def squad_normalize(text: str) -> str:
@@ -30,3 +33,12 @@ def is_correct(prediction: str, answers: tuple[str, ...] | list[str]) -> bool:
 def answer_key(text: str) -> str:
     """A gold answer's identity: case-folded, whitespace collapsed."""
     return " ".join(text.casefold().split())
+
+
+def first_word_piece(text: str) -> str | None:
+    """SQuAD-normalised text of a first answer token when it is one alphanumeric word piece that every answer
+    starting with this token keeps as its normalised prefix; None when that cannot be guaranteed."""
+    if "\ufffd" in text or "Σ" in text:  # a split multi-byte character; context-dependent lower case
+        return None
+    w = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION).strip()
+    return w if w.isalnum() and w not in _ARTICLE_PIECES else None

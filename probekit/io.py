@@ -72,16 +72,16 @@ def _unique_name(path: Path, suffix: str) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex}.{suffix}"
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """Write UTF-8 text atomically; returns the sha256 of what was written."""
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def write_jsonl(path: str | os.PathLike, records) -> str:
     """Write dicts as JSON lines (UTF-8, non-ASCII kept) atomically; returns the sha256 of what was written."""
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    write_text(path, text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

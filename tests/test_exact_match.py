@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from probekit.answers import is_correct
+from probekit.answers import first_word_piece, is_correct
 from training.decoding import AnswerDecoder
-from training.exact_match import ExactMatch, first_word_piece
+from training.exact_match import ExactMatch
 
 from .conftest import CORPUS, byte_bpe_tokenizer, metaspace_bpe_tokenizer, tiny_model
 

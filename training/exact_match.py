@@ -19,26 +19,11 @@ trusted only when it leads the runner-up by ``margin`` (default: 1e-3 in fp32, 0
 """
 from __future__ import annotations
 
-import string
-
 import torch
 
-from probekit.answers import is_correct, squad_normalize
+from probekit.answers import first_word_piece, is_correct, squad_normalize
 
 from .decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
-
-_ARTICLE_PIECES = {"a", "an", "t", "th", "the"}
-_PUNCTUATION = set(string.punctuation)
-
-
-def first_word_piece(text: str) -> str | None:
-    """SQuAD-normalised text of a first answer token when it is one alphanumeric word piece that every answer
-    starting with this token keeps as its normalised prefix; None when that cannot be guaranteed."""
-    if "\ufffd" in text or "Σ" in text:  # a split multi-byte character; context-dependent lower case
-        return None
-    w = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION).strip()
-    return w if w.isalnum() and w not in _ARTICLE_PIECES else None
-
 
 class ExactMatch:
     """Greedy exact match for one model and tokenizer: ``correct(prompts, answers) -> list[bool]``."""

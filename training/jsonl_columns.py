@@ -4,7 +4,6 @@ Columns hold strings or lists of strings, without nulls.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from json.encoder import encode_basestring  # json.dumps(..., ensure_ascii=False)'s string encoder
 
@@ -45,6 +44,4 @@ def write_jsonl_columns(path: str | os.PathLike, table) -> str:
     lines = np.full(table.num_rows, "{", dtype=object)
     for i, name in enumerate(table.column_names):
         lines = lines + (", " if i else "") + encode_basestring(name) + ": " + json_cells(name, table.column(name))
-    text = "".join((lines + "}\n").tolist())
-    write_text(path, text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return write_text(path, "".join((lines + "}\n").tolist()))
