@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probekit import plot
 from probekit.io import atomic_write, write_text
 
 from .profiles import Profile, model_name
@@ -22,14 +23,7 @@ def caption(profile: Profile, extra: str = "", models: list[str] | None = None) 
 
 def save_figure(fig, name: str, figures_dir: Path) -> list[Path]:
     """The figure as `name`.png and `name`.pdf (150 dpi, tight)."""
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix in ("png", "pdf"):
-        path = figures_dir / f"{name}.{suffix}"
-        with atomic_write(path) as tmp:
-            fig.savefig(tmp, format=suffix, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    return paths
+    return plot.save_figure(fig, figures_dir / name, bbox_inches="tight")
 
 
 def write_outputs(fig, df: pd.DataFrame, name: str, figures_dir: Path, seconds: float) -> list[Path]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ProbekitError
+from .io import atomic_write
 
 LABELS = {
     "RD": "Hidden-state drift (RD)",
@@ -53,11 +54,12 @@ def plot_metric(df: pd.DataFrame, metric: str, title: str | None = None, *, ax=N
     return ax.figure
 
 
-def save_figure(fig, out: str | Path) -> list[Path]:
-    """Save `fig` as ``out`` .png and .pdf (150 dpi); return both paths."""
+def save_figure(fig, out: str | Path, **savefig_kw) -> list[Path]:
+    """Save `fig` as ``out`` .png and .pdf (150 dpi, other ``savefig`` options as given), each written atomically;
+    return both paths."""
     out = Path(out).with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
     for p in paths:
-        fig.savefig(p, dpi=150)
+        with atomic_write(p) as tmp:
+            fig.savefig(tmp, format=p.suffix[1:], dpi=150, **savefig_kw)
     return paths
