@@ -38,7 +38,7 @@ from archs import ARCHS, random_config
 from training.batches import collate
 from training.entityquestions import load_relation
 from training.config import RunConfig
-from training.objective import Objective, pad_to
+from training.objective import Objective
 from training.regularizers import NO_REGULARIZER, make_regularizer
 from training.trainer import Trainer
 
@@ -145,7 +145,7 @@ def main() -> None:
 
     def base(kind):
         for b in batches:
-            baseline_step(base_model, teacher, base_opt, pad_to(collate(b, trainer.pad_id), width, trainer.pad_id)
+            baseline_step(base_model, teacher, base_opt, collate(b, trainer.pad_id, width)
                           .to(device), device, cfg.tau, kind != "sft", amp)
 
     runs = {k: [] for k in ("baseline_sft", "ours_sft", "ours_distill_topk", "ours_distill_full",

@@ -78,8 +78,8 @@ def test_padding_never_counts_in_a_real_batch():
     batch = collate(examples, tok.pad_token_id)
     assert (batch.attention_mask == 0).any()  # there is padding
     with torch.no_grad():
-        hs = final_hidden(student, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
-        ht = final_hidden(teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
+        hs = final_hidden(student, batch)[batch.seq_rows, batch.seq_cols]
+        ht = final_hidden(teacher, batch)[batch.seq_rows, batch.seq_cols]
         got = L.distill_loss_sum(head_logits(teacher, ht), head_logits(student, hs), batch.seq_rows, 3, 0.5) / 3
         alone_t = [teacher(input_ids=torch.tensor([s])).logits[0] for s in seqs]
         alone_s = [student(input_ids=torch.tensor([s])).logits[0] for s in seqs]

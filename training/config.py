@@ -1,8 +1,8 @@
 """What a training run depends on: ``RunConfig`` (recorded in run.json, read from flags or TOML), its checks, and
 the key that names a run by its results-changing settings.
 
-Runtime fields (``runtime=True``: out, device, parallel, eval_batch_size, log_every, cache_dir) say where and how a run
-computes, not what: they may differ on resume and do not enter ``run_key``.
+Runtime fields (``runtime=True``: out, device, pack, pack_tokens, parallel, eval_batch_size, log_every, cache_dir) say
+where and how a run computes, not what: they may differ on resume and do not enter ``run_key``.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ CONDITIONS = ("sft", "freeze", "self_distill", "l2")
 VARIANTS = ("full", "topk", "randomk")
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 PARALLEL = ("auto", "ddp", "fsdp")
+PACKING = ("auto", "on", "off")
 EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
 FACTS = "facts (.jsonl, .json, .csv, .parquet or a save_to_disk folder)"
 
@@ -62,6 +63,9 @@ class RunConfig:
     probe_layer: int | None = option(None, "the probe's layer (unset: the probe's default)")
     prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "question prompt format")
     device: str | None = option(None, "cpu, cuda, cuda:N (unset: cuda if available)", runtime=True)
+    pack: str = option("auto", "pack examples into rows of --pack-tokens tokens, attention kept inside each example "
+                       "(equal losses, fewer padded tokens): auto (on a GPU), on, off", choices=PACKING, runtime=True)
+    pack_tokens: int = option(2048, "tokens per packed row", runtime=True)
     parallel: str = option("auto", "under torchrun: ddp (auto) replicates the model, fsdp shards it (FSDP2)",
                            choices=PARALLEL, runtime=True)
     cache_dir: str | None = option(None, "teacher caches (unset: <out>/../.teacher-cache)", runtime=True)
@@ -84,7 +88,7 @@ class RunConfig:
 
 def _check_choices(config: RunConfig) -> None:
     for name, choices in (("condition", CONDITIONS), ("variant", VARIANTS), ("precision", PRECISIONS),
-                          ("parallel", PARALLEL)):
+                          ("parallel", PARALLEL), ("pack", PACKING)):
         value = getattr(config, name)
         if value not in choices:
             raise ProbekitError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
@@ -98,7 +102,8 @@ def _check_ranges(config: RunConfig) -> None:
              ("tau", c.tau > 0, "above 0"), ("lam", c.lam >= 0, "0 or more"), ("lr", c.lr >= 0, "0 or more"),
              ("weight_decay", c.weight_decay >= 0, "0 or more"),
              ("eval_limit", c.eval_limit is None or c.eval_limit >= 1, "at least 1 (unset: all)"),
-             ("eval_batch_size", c.eval_batch_size >= 1, "at least 1"), ("log_every", c.log_every >= 1, "at least 1"))
+             ("eval_batch_size", c.eval_batch_size >= 1, "at least 1"), ("log_every", c.log_every >= 1, "at least 1"),
+             ("pack_tokens", c.pack_tokens >= 1, "at least 1"))
     for name, ok, rule in rules:
         if not ok:
             raise ProbekitError(f"--{name.replace('_', '-')} must be {rule}, not {getattr(c, name)!r}")

@@ -9,11 +9,28 @@ from __future__ import annotations
 import torch
 
 
-def final_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, T, d] last hidden states after the final norm (what the LM head reads); right padding."""
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return model.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                            use_cache=False).last_hidden_state
+def attention_mask(model, batch) -> torch.Tensor | None:
+    """The mask `batch` asks of `model`: [R, T] padding for right-padded rows; for packed rows [R, 1, T, T] causal
+    inside each example (padding attends to padding, so no row is empty) as sdpa's bool mask or eager attention's
+    additive one, or None for flash attention, which finds the examples from the restarting positions."""
+    if not batch.packed:
+        return batch.attention_mask
+    impl = model.config._attn_implementation or "eager"
+    if impl.startswith("flash"):
+        return None
+    seg = batch.segments
+    causal = torch.ones(seg.shape[1], seg.shape[1], dtype=torch.bool, device=seg.device).tril()
+    allowed = ((seg[:, :, None] == seg[:, None, :]) & causal)[:, None]
+    if impl == "sdpa":
+        return allowed
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(allowed.shape, dtype=dtype, device=seg.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def final_hidden(model, batch) -> torch.Tensor:
+    """[R, T, d] last hidden states after the final norm (what the LM head reads) of a TrainBatch's rows."""
+    return model.base_model(input_ids=batch.input_ids, attention_mask=attention_mask(model, batch),
+                            position_ids=batch.position_ids, use_cache=False).last_hidden_state
 
 
 def _softcap(model, logits: torch.Tensor) -> torch.Tensor:

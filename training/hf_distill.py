@@ -62,7 +62,9 @@ def train_batch(inputs: dict[str, torch.Tensor]) -> TrainBatch:
         raise ProbekitError("self-distillation needs right-padded batches; set tokenizer.padding_side = 'right'")
     a_rows, a_cols = (labels[:, 1:] != -100).nonzero(as_tuple=True)
     s_rows, s_cols = mask.nonzero(as_tuple=True)
-    return TrainBatch(ids, mask, a_rows, a_cols, labels[a_rows, a_cols + 1], s_rows, s_cols,
+    rows = torch.arange(len(ids), device=ids.device)[:, None]
+    return TrainBatch(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), torch.where(mask.bool(), rows, -1), a_rows,
+                      a_cols, labels[a_rows, a_cols + 1], s_rows, s_cols, s_rows, s_cols,
                       torch.zeros(len(ids), dtype=torch.long, device=ids.device))
 
 

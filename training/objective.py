@@ -3,13 +3,12 @@ weight (the LM head included), and the share of a global batch that one process 
 to the device ahead of its step."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import losses as L
-from .batches import Example, TrainBatch, collate
+from .batches import Example, TrainBatch, collate, collate_packed
 from .heads import final_hidden, head_logits
 from .regularizers import NO_REGULARIZER, Regularizer
 
@@ -25,7 +24,7 @@ class Objective(torch.nn.Module):
 
     def forward(self, batch: TrainBatch, local_examples: int, regularizer: Regularizer = NO_REGULARIZER,
                 teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = final_hidden(self.lm, batch.input_ids, batch.attention_mask)  # [B, T, d]
+        hidden = final_hidden(self.lm, batch)  # [R, T, d]
         logits = head_logits(self.lm, hidden[batch.answer_rows, batch.answer_cols])  # [answer tokens, V]
         task = L.task_loss_sum(logits, batch.targets)
         if not regularizer.in_objective:
@@ -51,25 +50,17 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
 
 
-def pad_to(batch: TrainBatch, width: int, pad_id: int) -> TrainBatch:
-    """`batch` right-padded to `width` columns (fixed shapes: one compile); positions and targets are unchanged."""
-    extra = width - batch.input_ids.shape[1]
-    return TrainBatch(**{**{f.name: getattr(batch, f.name) for f in fields(batch)},
-                         "input_ids": F.pad(batch.input_ids, (0, extra), value=pad_id),
-                         "attention_mask": F.pad(batch.attention_mask, (0, extra))})
-
-
 def step_batch(global_batch: list[Example], rank: int, world: int, pad_id: int, device: torch.device,
-               regularizer: Regularizer = NO_REGULARIZER, width: int | None = None) -> StepBatch:
-    """Process `rank`'s examples of `global_batch` (every world-th), collated (padded to `width` if given), with
-    the regulariser's teacher rows, copied to `device`."""
+               regularizer: Regularizer = NO_REGULARIZER, width: int | None = None, pack_tokens: int | None = None,
+               rows: int | None = None) -> StepBatch:
+    """Process `rank`'s examples of `global_batch` (every world-th), collated one per row (padded to `width` if
+    given) or packed into `rows` rows of `pack_tokens` tokens, with the regulariser's teacher rows, copied to
+    `device`."""
     local = global_batch[rank::world]
     examples = local or global_batch[:1]
-    batch = collate(examples, pad_id)
-    if width is not None:
-        batch = pad_to(batch, width, pad_id)
+    batch = collate_packed(examples, pad_id, pack_tokens, rows) if pack_tokens else collate(examples, pad_id, width)
     counts = [len(batch.targets), len(local), int(batch.attention_mask.sum())] if local else [0, 0, 0]
     teacher = regularizer.prefetch(batch)
-    return StepBatch(TrainBatch(*(to_device(getattr(batch, f.name), device) for f in fields(batch))), len(examples),
+    return StepBatch(batch.map(lambda t: to_device(t, device)), len(examples),
                      to_device(torch.tensor(counts, dtype=torch.float64), device), None if local else 0.0,
                      None if teacher is None else tuple(to_device(t, device) for t in teacher))

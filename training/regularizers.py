@@ -60,17 +60,17 @@ class FullDistillation(Regularizer):
         self.teacher, self.tau, self.chunk = teacher, tau, chunk
 
     def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
-        """hidden [B, T, d] of the student → Σ over local examples of τ²/|M(y)| Σ_j KL."""
+        """hidden [R, T, d] of the student → Σ over local examples of τ²/|M(y)| Σ_j KL."""
         h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
         with torch.no_grad():
-            th = final_hidden(self.teacher, batch.input_ids, batch.attention_mask)[batch.seq_rows, batch.seq_cols]
+            th = final_hidden(self.teacher, batch)[batch.seq_rows, batch.seq_cols]
         n = self.chunk
         kl = torch.cat([
             torch.utils.checkpoint.checkpoint(_full_kl, lm, self.teacher, h[s : s + n], th[s : s + n], self.tau,
                                               use_reentrant=False)
             for s in range(0, len(h), n)
         ])
-        return L.distill_sum_from_kl(kl, batch.seq_rows, local_examples, self.tau)
+        return L.distill_sum_from_kl(kl, batch.seq_example, local_examples, self.tau)
 
 
 class CachedDistillation(Regularizer):
@@ -82,14 +82,14 @@ class CachedDistillation(Regularizer):
         self.cache, self.tau = cache, tau
 
     def prefetch(self, batch):
-        return self.cache.lookup(batch.example_index, batch.seq_rows, batch.seq_cols)
+        return self.cache.lookup(batch.example_index, batch.seq_example, batch.seq_pos)
 
     def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
         """`teacher`: (ids, log-probs) [N, k] each from ``prefetch``, on the device (unset: looked up here)."""
         h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
         ids, t_logp = teacher if teacher is not None else self.prefetch(batch)  # [N, k] each
         s_logits = head_logits_at(lm, h, ids.to(h.device))
-        return L.distill_loss_sum(t_logp.to(h.device), s_logits, batch.seq_rows, local_examples, self.tau)
+        return L.distill_loss_sum(t_logp.to(h.device), s_logits, batch.seq_example, local_examples, self.tau)
 
 
 class L2ToSnapshot(Regularizer):

@@ -37,14 +37,15 @@ def cache_key(teacher_stamp: str, examples: list[Example], k: int, variant: str,
     return digest.hexdigest()[:24]
 
 
-def cache_rows(offsets: np.ndarray, example_index: torch.Tensor, seq_rows: torch.Tensor,
-               seq_cols: torch.Tensor) -> np.ndarray:
-    """Cache row of every non-padded batch position: its example's offset plus its position in the sequence."""
-    return offsets[example_index.cpu().numpy()[seq_rows.cpu().numpy()]] + seq_cols.cpu().numpy()
+def cache_rows(offsets: np.ndarray, example_index: torch.Tensor, seq_example: torch.Tensor,
+               seq_pos: torch.Tensor) -> np.ndarray:
+    """Cache row of every non-padded batch position: its example's offset plus its position in the example."""
+    return offsets[example_index.cpu().numpy()[seq_example.cpu().numpy()]] + seq_pos.cpu().numpy()
 
 
 class TeacherCache:
-    """Read side: ``lookup(batch)`` → (ids [N, k], log-probs [N, k]) for the batch's non-padded positions."""
+    """Read side: ``lookup(example_index, seq_example, seq_pos)`` → (ids [N, k], log-probs [N, k]) for a batch's
+    non-padded positions (right-padded or packed alike)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -52,8 +53,8 @@ class TeacherCache:
         self.ids = np.load(self.folder / "ids.npy", mmap_mode="r")
         self.logp = np.load(self.folder / "logp.npy", mmap_mode="r")
 
-    def lookup(self, example_index: torch.Tensor, seq_rows: torch.Tensor, seq_cols: torch.Tensor):
-        rows = cache_rows(self.offsets, example_index, seq_rows, seq_cols)
+    def lookup(self, example_index: torch.Tensor, seq_example: torch.Tensor, seq_pos: torch.Tensor):
+        rows = cache_rows(self.offsets, example_index, seq_example, seq_pos)
         return torch.from_numpy(self.ids[rows].astype(np.int64)), torch.from_numpy(np.asarray(self.logp[rows]))
 
 
@@ -87,7 +88,7 @@ def _write_picks(folder: Path, teacher, examples: list[Example], offsets: np.nda
     by_index = sorted(examples, key=lambda e: e.index)
     for s in tqdm(range(0, len(by_index), batch_size), desc=f"teacher {variant}-{k} cache", leave=False):
         batch = collate(by_index[s : s + batch_size], pad_id).to(device)
-        hidden = final_hidden(teacher, batch.input_ids, batch.attention_mask)
+        hidden = final_hidden(teacher, batch)
         lp = torch.log_softmax(head_logits(teacher, hidden[batch.seq_rows, batch.seq_cols]).float(), -1)
         if variant == "topk":
             top = lp.topk(k, dim=-1)
@@ -96,7 +97,7 @@ def _write_picks(folder: Path, teacher, examples: list[Example], offsets: np.nda
             # the k largest of i.i.d. uniforms: a uniformly random k-subset of the vocabulary per position
             pick_ids = torch.rand(lp.shape, generator=gen, device=device).topk(k, dim=-1).indices
             pick_lp = lp.gather(-1, pick_ids)
-        rows = cache_rows(offsets, batch.example_index, batch.seq_rows, batch.seq_cols)
+        rows = cache_rows(offsets, batch.example_index, batch.seq_example, batch.seq_pos)
         ids[rows] = pick_ids.cpu().numpy()
         logp[rows] = pick_lp.cpu().numpy()
     ids.flush()

@@ -32,7 +32,7 @@ from probekit.io import append_jsonl
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
-from .batches import Example, epoch_batches, make_examples
+from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
@@ -75,6 +75,8 @@ class Trainer:
                          else nullcontext())
         if self.device.type == "cuda" and precision != "fp32":  # TF32 for what still runs in fp32 (asked: true fp32)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        on = c.pack == "on" or (c.pack == "auto" and self.device.type == "cuda")
+        self.pack_tokens = c.pack_tokens if on else None  # packed rows of this many tokens, or one example per row
         self._full_copy = None  # FSDP2: rank 0's full copy of the weights for evaluation and saving
 
     # phases: epochs 1..i train the snapshot on D_Known when the teacher recipe applies
@@ -133,9 +135,19 @@ class Trainer:
     # --- one step, one epoch -------------------------------------------------------------------------------------
 
     def prepare(self, global_batch: list[Example], regularizer: Regularizer = NO_REGULARIZER,
-                width: int | None = None) -> StepBatch:
-        """This process's share of `global_batch`, on the device (pinned, non-blocking copies on a GPU)."""
-        return step_batch(global_batch, self.rank, self.world, self.pad_id, self.device, regularizer, width)
+                width: int | None = None, rows: int | None = None) -> StepBatch:
+        """This process's share of `global_batch`, on the device (pinned, non-blocking copies on a GPU): packed into
+        `rows` rows when packing, else one example per row (padded to `width` if given)."""
+        return step_batch(global_batch, self.rank, self.world, self.pad_id, self.device, regularizer, width,
+                          self.pack_tokens, rows)
+
+    def packed_rows(self, batches: list[list[Example]]) -> int | None:
+        """Rows per step when packing: the most that any process's share of `batches` needs, so that every step
+        has one shape (``--compile`` compiles once)."""
+        if not self.pack_tokens:
+            return None
+        return max(pack([len(e.input_ids) for e in (b[r :: self.world] or b[:1])], self.pack_tokens)[1]
+                   for b in batches for r in range(self.world))
 
     def step(self, model, objective, optimizer, local: StepBatch, regularizer: Regularizer = NO_REGULARIZER
              ) -> torch.Tensor:
@@ -174,8 +186,9 @@ class Trainer:
         examples = self.known_examples if phase == "snapshot" else self.train_examples
         losses, tokens, pending, start = [], 0, [], time.perf_counter()
         batches = epoch_batches(examples, c.batch_size, c.seed, epoch)
+        rows = self.packed_rows(batches)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
-        for i, local in enumerate(self.prepare(b, regularizer) for b in batches):  # the next is prepared lazily
+        for i, local in enumerate(self.prepare(b, regularizer, rows=rows) for b in batches):  # the next is prepared lazily
             pending.append(self.step(model, objective, optimizer, local, regularizer))
             if len(pending) < c.log_every and i < len(batches) - 1:
                 continue
