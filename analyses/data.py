@@ -8,7 +8,7 @@ from pathlib import Path
 
 from probekit.entities import fact_to_record
 from probekit.io import stable_hash
-from probekit.models import load_model, load_tokenizer, resolve_model_path
+from probekit.models import default_device, load_model, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
 from training.jsonl_columns import write_jsonl_columns
 from training.slick import Slick, SlickConfig, category_shares, run_slick
@@ -94,8 +94,10 @@ def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
         return ({r: label(v, True) for r, v in train.items()}, {r: label(v, False) for r, v in dev.items()})
     config = SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
                          exemplars=profile.slick_exemplars, seed=profile.seed)
-    folder = runs_dir / "slick" / stable_hash([profile.model, asdict(config)])
-    model, tokenizer = load_model(profile.model, device=profile.device or "cpu")
+    device = profile.device or default_device()
+    model, tokenizer = load_model(profile.model, device=device)
+    precision = [] if device == "cpu" else [device, str(next(model.parameters()).dtype)]  # CPU: keys as before
+    folder = runs_dir / "slick" / stable_hash([profile.model, asdict(config), *precision])
     pools = {r: load_relation(r, "train") for r in profile.relations}
     slick = Slick(model, tokenizer, pools, config)
     out = ({}, {})

@@ -38,7 +38,7 @@ from probekit.families import check_layer, default_layer
 from probekit.interference import forgotten_facts, peak_epoch
 from probekit.io import read_tensors, stable_hash, write_tensors
 from probekit.linear_probe import AnswerProbe, fit_answer_probe, recall_shares
-from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
+from probekit.models import default_device, load_causal_lm, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
 
 from .frames import correct_matrix
@@ -69,11 +69,13 @@ def probe_pool(relations, held: list[Fact], n: int) -> list[Fact]:
 
 def layer_states(path: Path, tokenizer, facts: list[Fact], prompt_format: str, cache: Path) -> torch.Tensor:
     """Entity states of `facts` at every layer of the model at `path` → [L, N, d], cached in `cache`."""
+    device = default_device()
+    precision = [] if device == "cpu" else [device]  # on a GPU in bfloat16 (CPU: float32, keys as before)
     key = stable_hash([str(path.resolve()), weights_stamp(path), prompt_format,
-                       [[f.question, f.entity_span] for f in facts]], None)
+                       [[f.question, f.entity_span] for f in facts], *precision], None)
     if (hit := read_tensors(cache, key)) is not None:
         return hit["states"]
-    model = load_causal_lm(path)
+    model = load_causal_lm(path, device=device)
     states = Prober(model, tokenizer, prompt_format=prompt_format).capture_layers(facts, progress=f"{path.name} layers")
     write_tensors(cache, {"states": states}, key)
     return states

@@ -5,9 +5,10 @@
 Assumptions (the paper profile; change them here): 16,000 training facts (8,000 D_Known + 8,000 D_Unk) of ≈ 24
 tokens each, 20 epochs per run; six runs: sft, freeze and l2 at the SFT step's cost, top-k and random-k at the top-k
 step's, full self-distillation at its own; each run evaluates 16,000 + 2,000 held facts and probes 2,000 held
-prompts (states + answer logits) at each of its 21 checkpoints; SLiCK classifies 40,000 questions × 20 runs (3-shot,
-shared exemplars), and each evaluated fact costs one SLiCK question-run (one greedy decode). Nothing else (loading,
-saving, teacher caches) is counted. Throughputs are the benches' medians on random weights of the same config.
+prompts (states + top-k answer logits) at each of its 21 checkpoints; SLiCK classifies 40,000 questions × 20 runs
+(3-shot, independent exemplars, as the paper profile does), and each evaluated fact costs one SLiCK question-run
+(one greedy decode). Nothing else (loading, saving, teacher caches) is counted. Throughputs are the benches'
+medians on random weights of the same config, training at the smallest batch size the bench measured (packed rows).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 FACTS, TOKENS_PER_FACT, EPOCHS = 16_000, 24, 20
-RUNS = {"ours_sft": 3, "ours_distill_topk": 2, "ours_distill_full": 1}  # step kind → runs at its cost
+RUNS = {"ours_sft_packed": 3, "ours_distill_topk_packed": 2, "ours_distill_full_packed": 1}  # step kind → runs at its cost
 EVAL_FACTS, PROBE_PROMPTS, CHECKPOINTS = 18_000, 2_000, EPOCHS + 1
 SLICK_QUESTION_RUNS = 40_000 * 20
 
@@ -25,10 +26,11 @@ def estimate(out: Path) -> dict:
     train = json.loads((out / "train_bench.json").read_text())
     probe = json.loads((out / "probe_bench.json").read_text())
     slick = json.loads((out / "slick_bench.json").read_text())
-    tps = train["tokens_per_s_median"]
+    sizes = train["batch_sizes"]
+    tps = sizes[min(sizes, key=int)]["tokens_per_s_median"]  # the smallest batch measured: nearest the paper's 32
     hours = {f"train_{k}_per_run": FACTS * TOKENS_PER_FACT * EPOCHS / tps[k] / 3600 for k in RUNS}
-    per_prompt = probe["seconds_median"]["states+logits"] / probe["n"]
-    mode = next(iter(slick["modes"].values()))
+    per_prompt = probe["seconds_median"]["states+topk"] / probe["n"]
+    mode = slick["modes"].get("independent") or next(iter(slick["modes"].values()))  # the paper profile's mode
     per_decode = mode["seconds_ours"] / (mode["questions"] * slick["runs"])
     runs = sum(RUNS.values())
     hours["training"] = sum(n * hours[f"train_{k}_per_run"] for k, n in RUNS.items())

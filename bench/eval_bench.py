@@ -1,7 +1,7 @@
 """Evaluation speed: greedy exact match decided by a teacher-forced pass (training.exact_match) vs decoding every
 answer (the obvious baseline, what evaluation did before), on a run's own eval sets and checkpoints.
 
-    python bench/eval_bench.py RUN_DIR [RUN_DIR ...] [--batch-size 64] [--out bench/results/eval_bench_cpu.json]
+    python bench/eval_bench.py RUN_DIR [RUN_DIR ...] [--batch-size N] [--out bench/results/eval_bench_cpu.json]
 
 For each checkpoint kept in each run (θ0 and the last epoch in the quick profile), both sides judge every fact of
 every eval set the run evaluates (the run's eval limit applies), one after the other on the same model. Reports
@@ -57,7 +57,7 @@ def measure(path: Path, facts, batch_size: int) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run directories written by python -m training run")
-    ap.add_argument("--batch-size", type=int, default=64, help="prompts per forward (both sides)")
+    ap.add_argument("--batch-size", type=int, help="prompts per forward, both sides (unset: 32 on CPU, 256 on a GPU)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/eval_bench_cpu.json"), help="JSON results")
     args = ap.parse_args(argv)
     torch.manual_seed(0)

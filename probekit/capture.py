@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, build_prompt, encode_batch
 from .families import check_layer, default_layer, family_of
 
+GPU_BATCH_TOKENS = 16384  # a GPU's default token budget per forward pass
+
 
 @dataclass
 class Capture:
@@ -45,6 +47,8 @@ class Prober:
 
     layer: 1-based probe layer, default ``num_hidden_layers // 2``.
     prompt_format: how a question becomes a prompt, with ``{question}``.
+    batch_size / batch_tokens: facts per forward pass, or a token budget (facts × padded length) that sets it;
+    on a GPU the budget defaults to ``GPU_BATCH_TOKENS`` (``batch_tokens=0``: `batch_size` facts there too).
     """
 
     def __init__(
@@ -55,12 +59,15 @@ class Prober:
         *,
         prompt_format: str = DEFAULT_PROMPT_FORMAT,
         batch_size: int = 32,
+        batch_tokens: int | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.layer = check_layer(model, layer if layer is not None else default_layer(model))
         self.prompt_format = prompt_format
         self.batch_size = batch_size
+        on_gpu = self.device.type == "cuda"
+        self.batch_tokens = (GPU_BATCH_TOKENS if on_gpu else None) if batch_tokens is None else batch_tokens or None
         self.envoy = nnsight.TransformersModel(model, tokenizer=tokenizer)
         self._blocks = functools.reduce(getattr, family_of(model).layers.split("."), self.envoy)
         accepted = inspect.signature(model.forward).parameters
@@ -72,17 +79,25 @@ class Prober:
         return next(self.model.parameters()).device
 
     def _batches(self, facts: list[Fact]) -> list[list[int]]:
-        """Fact indices grouped into batches of similar token length."""
+        """Fact indices grouped into batches of similar token length: `batch_size` facts each, or with a token
+        budget as many as keep facts × padded length within `batch_tokens`."""
         prompts = [build_prompt(f, self.prompt_format)[0] for f in facts]
         lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
         order = sorted(range(len(facts)), key=lambda i: lengths[i])
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if not self.batch_tokens:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [[]]
+        for i in order:  # ascending lengths: the newest fact sets the padded length
+            if batches[-1] and (len(batches[-1]) + 1) * lengths[i] > self.batch_tokens:
+                batches.append([])
+            batches[-1].append(i)
+        return [b for b in batches if b]
 
     @torch.inference_mode()
     def _forward(self, facts: list[Fact], layers: list[int], want_logits: bool
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One batch → (states [len(layers), B, d] at the given ascending 1-based layers, answer logits [B, V] or
-        None)."""
+        """One batch → (states [len(layers), B, d] at the given ascending 1-based layers on the CPU, answer logits
+        [B, V] float32 on the model's device or None: top-k and gathers run there, only their results travel)."""
         prompts, spans = zip(*(build_prompt(f, self.prompt_format) for f in facts))
         batch = encode_batch(self.tokenizer, list(prompts), list(spans))
         inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
@@ -103,7 +118,7 @@ class Prober:
             else:
                 tracer.stop()  # nothing past the last probed layer is needed
         states = torch.stack([h.float().cpu() for h in saved])
-        return states, (logits.float().cpu() if want_logits else None)
+        return states, (logits.float() if want_logits else None)
 
     def capture_layers(self, facts: list[Fact], layers: list[int] | None = None,
                        progress: bool | str = False) -> torch.Tensor:
@@ -151,12 +166,13 @@ class Prober:
                     topk_ids = torch.empty(len(facts), topk, dtype=torch.long)
                     topk_values = torch.empty(len(facts), topk)
                 top = z.topk(topk, dim=-1)
-                topk_ids[idx_t], topk_values[idx_t] = top.indices, top.values
+                topk_ids[idx_t], topk_values[idx_t] = top.indices.cpu(), top.values.cpu()
             if keep_logits:
                 logits = logits if logits is not None else torch.empty(len(facts), z.shape[-1])
-                logits[idx_t] = z
+                logits[idx_t] = z.cpu()
             if gather is not None:
-                for j, i in enumerate(idx):
-                    for p in by_fact.get(i, ()):
-                        gathered[p] = z[j, gather_index[p]]
+                places = [(j, p) for j, i in enumerate(idx) for p in by_fact.get(i, ())]
+                if places:
+                    js, ps = torch.tensor(places).T
+                    gathered[ps] = z[js.to(z.device)].gather(-1, gather_index[ps].to(z.device)).cpu()
         return Capture(states, topk_ids, topk_values, gathered if gather is not None else None, logits)

@@ -43,8 +43,10 @@ class ProbeConfig:
     seed: int = option(0, "seed of the NS subsample and of the pair cap")
     jsd_log_base: float = option(math.e, "log base of JSD (e: nats; 2: bits)")
     prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "prompt with {question}; \\n in a flag is a newline")
-    batch_size: int = option(32, "facts per forward pass", runtime=True)
-    device: str = option("cpu", "cpu, cuda, cuda:1, ...", runtime=True)
+    batch_size: int = option(32, "facts per forward pass (unless --batch-tokens)", runtime=True)
+    batch_tokens: int | None = option(None, "tokens per forward pass, prompts × padded length (unset: --batch-size "
+                                      "facts on CPU, 16384 tokens on a GPU)", runtime=True)
+    device: str | None = option(None, "cpu, cuda, cuda:1, ... (unset: cuda if available, else cpu)", runtime=True)
     dtype: str | None = option(None, "model dtype (default float32 on CPU, bfloat16 on GPU)",
                                choices=["float32", "bfloat16", "float16", "float64"])
     allow_pickle: bool = option(False, "allow pickle (.bin, .pt) weights: only if you trust them", runtime=True)
@@ -55,7 +57,7 @@ class ProbeConfig:
         for name in ("ns_sample", "max_pairs"):  # 0 = all
             if getattr(self, name) == 0:
                 object.__setattr__(self, name, None)
-        least = {"k": 1, "batch_size": 1, "layer": 1, "ns_sample": 0, "max_pairs": 0}
+        least = {"k": 1, "batch_size": 1, "batch_tokens": 1, "layer": 1, "ns_sample": 0, "max_pairs": 0}
         for name, minimum in least.items():
             if (value := getattr(self, name)) is not None and value < minimum:
                 raise ProbekitError(f"--{name.replace('_', '-')} must be at least {minimum} (got {value})")
@@ -116,7 +118,7 @@ class DriftProbe:
     def prober(self, model) -> Prober:
         c = self.config
         return Prober(probed_module(model), self.tokenizer, self.layer, prompt_format=c.prompt_format,
-                      batch_size=c.batch_size)
+                      batch_size=c.batch_size, batch_tokens=c.batch_tokens)
 
     def capture(self, prober: Prober, base: dict[str, torch.Tensor] | None = None, desc: str | None = None
                 ) -> dict[str, torch.Tensor]:

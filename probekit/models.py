@@ -174,11 +174,27 @@ def load_tokenizer(model: str | os.PathLike, *, trust_remote_code: bool = False)
     return tokenizer
 
 
+def default_device() -> str:
+    """What an unset device means everywhere (probe, recall, SLiCK, training): cuda when a GPU is visible, else cpu."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: torch.dtype | str | None, device: str | torch.device) -> torch.dtype:
+    """`dtype` as a torch dtype; unset: float32 on CPU, bfloat16 on a GPU."""
+    if dtype is None:
+        return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ProbekitError(f"unknown dtype {dtype!r}; give float32, bfloat16, float16 or float64")
+        return getattr(torch, dtype)
+    return dtype
+
+
 def load_causal_lm(
     model: str | os.PathLike,
     *,
     dtype: torch.dtype | str | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     base: str | os.PathLike | None = None,
@@ -187,16 +203,12 @@ def load_causal_lm(
     or ``"embedded"``, in eval mode. A PEFT adapter folder is merged in memory into a fresh copy of `base` (default:
     the base model its adapter_config.json records).
 
-    `dtype` defaults to float32 on CPU and bfloat16 on GPU.
+    `device` defaults to ``default_device()``, `dtype` to float32 on CPU and bfloat16 on GPU.
     """
     from .adapters import adapter_base, is_adapter, merge_adapter
 
-    if dtype is None:
-        dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
-    elif isinstance(dtype, str):
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise ProbekitError(f"unknown dtype {dtype!r}; give float32, bfloat16, float16 or float64")
-        dtype = getattr(torch, dtype)
+    device = device or default_device()
+    dtype = resolve_dtype(dtype, device)
     options = dict(dtype=dtype, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if is_adapter(model):
         check_weights(Path(model), allow_pickle)

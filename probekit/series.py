@@ -29,7 +29,7 @@ from .drift_probe import COLUMNS, DriftProbe, ProbeConfig
 from .entities import Fact, fact_to_record
 from .errors import ProbekitError
 from .io import atomic_write, read_tensors, stable_hash, write_json, write_tensors
-from .models import load_causal_lm, load_tokenizer
+from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtype
 from .weights import check_weights
 
 BASE_NAME = "_base"
@@ -56,10 +56,13 @@ class SeriesProbe:
             "pairs": None if self.pairs is None else stable_hash(self.pairs.tolist(), 16),
         }
         self._base_states: dict[str, torch.Tensor] | None = None
+        self.device = config.device or default_device()
+        self.dtype = resolve_dtype(config.dtype, self.device)  # what the models load in: part of the cache key
 
     def _key(self, path: Path) -> str:
         c = self.config
-        parts = [str(path.resolve()), weights_stamp(path), self.layer, c.k, c.prompt_format, c.dtype, self.inputs]
+        parts = [str(path.resolve()), weights_stamp(path), self.layer, c.k, c.prompt_format, str(self.dtype),
+                 torch.device(self.device).type, self.inputs]
         if path != self.base:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
         return stable_hash(parts, length=None)
@@ -70,7 +73,8 @@ class SeriesProbe:
         if (hit := read_tensors(state_file(self.out, name), key)) is not None:
             return hit
         c = self.config
-        model = load_causal_lm(path, dtype=c.dtype, device=c.device, allow_pickle=c.allow_pickle, base=self.base)
+        model = load_causal_lm(path, dtype=self.dtype, device=self.device, allow_pickle=c.allow_pickle,
+                               base=self.base)
         base = None if path == self.base else self.base_states()
         out = self.drift.capture(self.drift.prober(model), base, desc)
         del model

@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 import subprocess
+import tarfile
 import sys
 import textwrap
 
@@ -176,10 +177,13 @@ READ_BACKS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__")
 @pytest.mark.parametrize("condition", [
     dict(condition="sft"), dict(condition="self_distill", variant="topk", k=16),
     dict(condition="self_distill", variant="full"), dict(condition="l2", lam=0.01),
+    dict(condition="sft", pack="on"), dict(condition="self_distill", variant="topk", k=16, pack="on"),
+    dict(condition="self_distill", variant="full", pack="on"),
 ], ids=lambda c: "-".join(str(v) for v in c.values()))
 def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condition):
     """The CPU proxy for "no host synchronisation in a step": no tensor method that copies to the host runs inside
-    ``Trainer.step`` (the batch and the teacher's rows are prepared before it, losses read back in bulk after)."""
+    ``Trainer.step`` (the batch and the teacher's rows are prepared before it, losses read back in bulk after).
+    Packed rows give the model its mask whole, so there not even the padding-mask check reads back."""
     source = inspect.getsource(Trainer.step)
     assert not any(f".{name}(" in source for name in READ_BACKS) and "float(" not in source
     t = trainer(tmp_path, teacher=str(tmp_path / "base"), **condition)
@@ -194,7 +198,8 @@ def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condit
     def refuse(*a, **k):
         raise AssertionError("a read-back from the device inside Trainer.step")
 
-    for name in READ_BACKS:
+    assert local.batch.packed == (condition.get("pack") == "on")
+    for name in READ_BACKS + (("__bool__",) if local.batch.packed else ()):
         monkeypatch.setattr(torch.Tensor, name, refuse)
     out = t.step(model, objective, optimizer, local, **kwargs)
     monkeypatch.undo()
@@ -202,8 +207,62 @@ def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condit
 
 
 def test_gpu_check_smoke(tmp_path):
-    """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU, their JSON under $OUT (≈ 50 s)."""
+    """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU and the micro pipeline (SLiCK-free splits,
+    the fig5 runs with their probe, the figure), their JSON and the pipeline's files under $OUT (≈ 100 s)."""
     subprocess.run(["bash", "bench/gpu_check.sh", "--smoke"], check=True, cwd=ROOT, timeout=900,
                    env={**ENV, "OUT": str(tmp_path / "out")}, capture_output=True)
-    for name in ("train_bench", "probe_bench", "slick_bench", "estimate"):
+    for name in ("train_bench", "probe_bench", "slick_bench", "eval_bench", "estimate"):
         assert json.loads((tmp_path / "out" / f"{name}.json").read_text())
+    with tarfile.open(tmp_path / "out" / "pipeline.tar.gz") as tar:
+        assert any(n.endswith("fig5.csv") for n in tar.getnames())
+
+
+def test_evaluation_asks_in_the_runs_prompt_format(tmp_path, monkeypatch):
+    from training import exact_match
+
+    asked = []
+    real = exact_match.ExactMatch.correct
+    monkeypatch.setattr(exact_match.ExactMatch, "correct", lambda self, p, a: asked.extend(p) or real(self, p, a))
+    t = trainer(tmp_path, prompt_format="Question: {question}\nAnswer:")
+    t.run_dir.path.mkdir(parents=True)
+    model = t.load_model(t.base_path)
+    t._end_epoch(model, t.optimizer(list(model.parameters())), {"epoch": 0, "phase": "base"}, None)
+    assert asked and all(p.startswith("Question: ") and p.endswith("\nAnswer:") for p in asked)
+
+
+def test_probe_cache_key_names_the_device_and_dtype(tmp_path):
+    """A run resumed on another device must not mix fp32-CPU and bf16-GPU states in one series."""
+    from probekit.series import ProbeConfig, SeriesProbe
+
+    t = trainer(tmp_path)
+    held = t.facts["held"]
+
+    def key(**kw):
+        return SeriesProbe(t.base_path, held, None, None, tmp_path / "probes", ProbeConfig(**kw))._key(t.base_path)
+
+    assert key(device="cpu") == key(device="cpu", dtype="float32")
+    assert len({key(device="cpu"), key(device="cuda"), key(device="cpu", dtype="bfloat16")}) == 3
+
+
+def test_a_machine_with_a_gpu_runs_probe_recall_and_slick_there(tmp_path, monkeypatch):
+    """Unset devices resolve to the GPU (the probe callback takes the run's device and precision), and probe and
+    decoding batches grow to GPU sizes."""
+    from probekit import capture, models
+    from training import decoding
+
+    from .conftest import byte_bpe_tokenizer, tiny_model
+
+    mixed = trainer(tmp_path, device="cuda", probe=True)  # nothing touches the device before a model loads
+    fp32 = trainer(tmp_path, device="cuda", probe=True, precision="fp32")
+    assert (mixed._probe().device, mixed._probe().dtype) == ("cuda", torch.bfloat16)
+    assert fp32._probe().dtype == torch.float32
+    tok = byte_bpe_tokenizer()
+    model = tiny_model("llama", len(tok))
+    assert capture.Prober(model, tok).batch_tokens is None and decoding.default_batch_size(model) == 32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert models.default_device() == "cuda" and models.resolve_dtype(None, "cuda") == torch.bfloat16
+    monkeypatch.setattr(capture.Prober, "device", property(lambda self: torch.device("cuda")))
+    assert capture.Prober(model, tok).batch_tokens == capture.GPU_BATCH_TOKENS
+    monkeypatch.setattr(torch.nn.Module, "parameters", lambda self: iter([torch.empty(0, device="meta")]))
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    assert decoding.default_batch_size(model) == decoding.GPU_BATCH

@@ -92,3 +92,23 @@ def test_pack_first_fit_decreasing():
         used.setdefault(r, []).append((c, c + n))
     with pytest.raises(Exception, match="does not fit a packed row of 4"):
         pack([5], 4)
+
+
+@pytest.mark.parametrize("condition", [dict(condition="sft"), dict(condition="self_distill", variant="topk", k=16)],
+                         ids=["sft", "topk"])
+def test_a_packed_run_follows_the_unpacked_run(tmp_path, condition):
+    """Whole runs (teacher recipe included): the same loss curve and accuracies with rows packed as without."""
+    from training.config import RunConfig
+    from training.trainer import Trainer
+
+    from .test_trainer import assert_same_curve, make_data
+
+    data = make_data(tmp_path)
+    runs = {}
+    for pack in ("off", "on"):
+        config = RunConfig(**data, out=str(tmp_path / pack), batch_size=4, epochs=3, pack=pack, pack_tokens=64,
+                           **condition)
+        trainer = Trainer(config)
+        assert (trainer.pack_tokens is not None) == (pack == "on")
+        runs[pack] = trainer.run()
+    assert_same_curve(runs["off"], runs["on"])

@@ -43,8 +43,8 @@ class SlickSettings:
                                    "(KV reuse) (unset: the preset's)", choices=["independent", "shared"])
     sample_all: bool = option(False, "sample every question, not only greedy-wrong ones")
     seed: int | None = option(None, "exemplar and sampling seed (unset: the preset's)")
-    batch_size: int = option(32, "questions per decoding batch")
-    device: str = option("cpu", "cpu, cuda or cuda:N")
+    batch_size: int | None = option(None, "questions per decoding batch (unset: 32 on CPU, 256 on a GPU)")
+    device: str | None = option(None, "cpu, cuda or cuda:N (unset: cuda if available, else cpu)")
     data: str | None = option(None, DATA_HELP)
     out: str = option("data/slick", "folder for <relation>.<split>.jsonl (resumable)")
 

@@ -56,7 +56,8 @@ class RunConfig:
     compile: bool = option(False, "torch.compile the model")
     keep: str = option("all", "checkpoints to keep: all | every:K | last:N (epoch 0 and the last always)")
     eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (unset: all)")
-    eval_batch_size: int = option(64, "batch size of greedy evaluation", runtime=True)
+    eval_batch_size: int | None = option(None, "batch size of greedy evaluation (unset: 64 on CPU, 256 on a GPU)",
+                                         runtime=True)
     log_every: int = option(16, "read step losses back from the device (and stop on NaN/inf) every N steps",
                             runtime=True)
     probe: bool = option(False, "compute probe drift metrics every epoch")
@@ -65,7 +66,8 @@ class RunConfig:
     device: str | None = option(None, "cpu, cuda, cuda:N (unset: cuda if available)", runtime=True)
     pack: str = option("auto", "pack examples into rows of --pack-tokens tokens, attention kept inside each example "
                        "(equal losses, fewer padded tokens): auto (on a GPU), on, off", choices=PACKING, runtime=True)
-    pack_tokens: int = option(2048, "tokens per packed row", runtime=True)
+    pack_tokens: int | None = option(None, "tokens per packed row (unset: 256, or the longest example rounded up to "
+                                     "a multiple of 64)", runtime=True)
     parallel: str = option("auto", "under torchrun: ddp (auto) replicates the model, fsdp shards it (FSDP2)",
                            choices=PARALLEL, runtime=True)
     cache_dir: str | None = option(None, "teacher caches (unset: <out>/../.teacher-cache)", runtime=True)
@@ -102,8 +104,8 @@ def _check_ranges(config: RunConfig) -> None:
              ("tau", c.tau > 0, "above 0"), ("lam", c.lam >= 0, "0 or more"), ("lr", c.lr >= 0, "0 or more"),
              ("weight_decay", c.weight_decay >= 0, "0 or more"),
              ("eval_limit", c.eval_limit is None or c.eval_limit >= 1, "at least 1 (unset: all)"),
-             ("eval_batch_size", c.eval_batch_size >= 1, "at least 1"), ("log_every", c.log_every >= 1, "at least 1"),
-             ("pack_tokens", c.pack_tokens >= 1, "at least 1"))
+             ("eval_batch_size", c.eval_batch_size is None or c.eval_batch_size >= 1, "at least 1 (unset: automatic)"), ("log_every", c.log_every >= 1, "at least 1"),
+             ("pack_tokens", c.pack_tokens is None or c.pack_tokens >= 1, "at least 1 (unset: automatic)"))
     for name, ok, rule in rules:
         if not ok:
             raise ProbekitError(f"--{name.replace('_', '-')} must be {rule}, not {getattr(c, name)!r}")

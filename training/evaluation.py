@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import torch
 
-from probekit.entities import Fact
+from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, build_prompt
 
 from .config import EVAL_SETS
 from .exact_match import ExactMatch
-from .slick import qa_text
 
 
 @torch.inference_mode()
-def evaluate(model, tokenizer, facts: dict[str, list[Fact]], limit: int | None, batch_size: int
-             ) -> tuple[dict[str, float], dict[str, str]]:
-    """Greedy exact match on every eval set in `facts` (first `limit` facts of each) → (accuracy per set,
-    per-fact correctness per set as a string of '0'/'1' in file order)."""
+def evaluate(model, tokenizer, facts: dict[str, list[Fact]], limit: int | None, batch_size: int | None,
+             prompt_format: str = DEFAULT_PROMPT_FORMAT) -> tuple[dict[str, float], dict[str, str]]:
+    """Greedy exact match on every eval set in `facts` (first `limit` facts of each), each question asked in the
+    `prompt_format` the run trains on → (accuracy per set, per-fact correctness per set as a string of '0'/'1' in
+    file order)."""
     model.eval()
     sets = {name: facts[name][:limit] for name in EVAL_SETS if facts.get(name)}
     flat = [f for subset in sets.values() for f in subset]
-    hits = iter(ExactMatch(model, tokenizer, batch_size=batch_size).correct([qa_text(f) for f in flat],
+    hits = iter(ExactMatch(model, tokenizer, batch_size=batch_size).correct([build_prompt(f, prompt_format)[0] for f in flat],
                                                                           [list(f.answers) for f in flat]))
     acc, correct = {}, {}
     for name, subset in sets.items():

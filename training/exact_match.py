@@ -28,10 +28,10 @@ from .decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
 class ExactMatch:
     """Greedy exact match for one model and tokenizer: ``correct(prompts, answers) -> list[bool]``."""
 
-    def __init__(self, model, tokenizer, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 32,
+    def __init__(self, model, tokenizer, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int | None = None,
                  margin: float | None = None):
         self.decoder = AnswerDecoder(model, tokenizer, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, self.decoder.batch_size
         self.stop = set(self.decoder.stop_ids.tolist())
         param = next(model.parameters())
         full = param.dtype == torch.float32 and not torch.is_autocast_enabled(param.device.type)

@@ -96,7 +96,7 @@ class Slick:
     """Runs SLiCK for one model; ``pools`` maps relation → exemplar facts (its train split)."""
 
     def __init__(self, model, tokenizer, pools: dict[str, list[Fact]], config: SlickConfig = SlickConfig(),
-                 batch_size: int = 32):
+                 batch_size: int | None = None):
         self.config, self.pools = config, pools
         self.decoder = AnswerDecoder(model, tokenizer, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
 

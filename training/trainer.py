@@ -35,6 +35,7 @@ from . import checkpointing as ckpt
 from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
+from .decoding import GPU_BATCH
 from .evaluation import evaluate
 from .freeze import set_trainable
 from .master_weights import MasterWeightAdamW
@@ -75,9 +76,15 @@ class Trainer:
                          else nullcontext())
         if self.device.type == "cuda" and precision != "fp32":  # TF32 for what still runs in fp32 (asked: true fp32)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        on = c.pack == "on" or (c.pack == "auto" and self.device.type == "cuda")
-        self.pack_tokens = c.pack_tokens if on else None  # packed rows of this many tokens, or one example per row
+        self.pack_tokens = self._row_tokens()  # packed rows of this many tokens, or None: one example per row
         self._full_copy = None  # FSDP2: rank 0's full copy of the weights for evaluation and saving
+
+    def _row_tokens(self) -> int | None:
+        c = self.config
+        if not (c.pack == "on" or (c.pack == "auto" and self.device.type == "cuda")):
+            return None
+        longest = max((len(e.input_ids) for e in self.train_examples + self.known_examples), default=1)
+        return c.pack_tokens or max(256, -(-longest // 64) * 64)
 
     # phases: epochs 1..i train the snapshot on D_Known when the teacher recipe applies
     @property
@@ -252,8 +259,9 @@ class Trainer:
         if self.rank != 0:
             return
         with self.autocast:  # decoding in the precision the model trains in
-            record["accuracy"], record["correct"] = evaluate(view, self.tokenizer, self.facts, c.eval_limit,
-                                                             c.eval_batch_size)
+            record["accuracy"], record["correct"] = evaluate(
+                view, self.tokenizer, self.facts, c.eval_limit,
+                c.eval_batch_size or (64 if self.device.type == "cpu" else GPU_BATCH), c.prompt_format)
         checkpoint = ckpt.save_pretrained(view, self.tokenizer, run.checkpoint(epoch))
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)
@@ -271,7 +279,8 @@ class Trainer:
         if "held" not in self.facts:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
         return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
-                           self.run_dir.probes, ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format),
+                           self.run_dir.probes, ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format, device=str(self.device),
+                                       dtype="float32" if self.precision == "fp32" else "bfloat16"),
                            require_pairs=False)
 
 
