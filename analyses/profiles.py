@@ -51,7 +51,8 @@ class Profile:
     eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (None: all)")
     keep: str = option("all", "checkpoints kept: all | every:K | last:N (epoch 0 and the last always)")
     seed: int = option(0, "seed of SLiCK, the splits, the synthetic facts and training")
-    device: str | None = option(None, "cpu, cuda, cuda:N of SLiCK, training, evaluation and probes (None: cuda if available)",
+    device: str | None = option(None, "cpu, cuda, cuda:N of SLiCK, training, evaluation and probes (None: cuda if "
+                                "available)",
                                 runtime=True)
 
     @property

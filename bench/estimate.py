@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 FACTS, TOKENS_PER_FACT, EPOCHS = 16_000, 24, 20
-RUNS = {"ours_sft_packed": 3, "ours_distill_topk_packed": 2, "ours_distill_full_packed": 1}  # step kind → runs at its cost
+# step kind → runs at its cost
+RUNS = {"ours_sft_packed": 3, "ours_distill_topk_packed": 2, "ours_distill_full_packed": 1}
 EVAL_FACTS, PROBE_PROMPTS, CHECKPOINTS = 18_000, 2_000, EPOCHS + 1
 SLICK_QUESTION_RUNS = 40_000 * 20
 

@@ -105,10 +105,10 @@ def test_a_packed_run_follows_the_unpacked_run(tmp_path, condition):
 
     data = make_data(tmp_path)
     runs = {}
-    for pack in ("off", "on"):
-        config = RunConfig(**data, out=str(tmp_path / pack), batch_size=4, epochs=3, pack=pack, pack_tokens=64,
+    for packing in ("off", "on"):
+        config = RunConfig(**data, out=str(tmp_path / packing), batch_size=4, epochs=3, pack=packing, pack_tokens=64,
                            **condition)
         trainer = Trainer(config)
-        assert (trainer.pack_tokens is not None) == (pack == "on")
-        runs[pack] = trainer.run()
+        assert (trainer.pack_tokens is not None) == (packing == "on")
+        runs[packing] = trainer.run()
     assert_same_curve(runs["off"], runs["on"])

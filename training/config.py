@@ -104,7 +104,8 @@ def _check_ranges(config: RunConfig) -> None:
              ("tau", c.tau > 0, "above 0"), ("lam", c.lam >= 0, "0 or more"), ("lr", c.lr >= 0, "0 or more"),
              ("weight_decay", c.weight_decay >= 0, "0 or more"),
              ("eval_limit", c.eval_limit is None or c.eval_limit >= 1, "at least 1 (unset: all)"),
-             ("eval_batch_size", c.eval_batch_size is None or c.eval_batch_size >= 1, "at least 1 (unset: automatic)"), ("log_every", c.log_every >= 1, "at least 1"),
+             ("eval_batch_size", c.eval_batch_size is None or c.eval_batch_size >= 1, "at least 1 (unset: automatic)"),
+             ("log_every", c.log_every >= 1, "at least 1"),
              ("pack_tokens", c.pack_tokens is None or c.pack_tokens >= 1, "at least 1 (unset: automatic)"))
     for name, ok, rule in rules:
         if not ok:

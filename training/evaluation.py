@@ -21,7 +21,8 @@ def evaluate(model, tokenizer, facts: dict[str, list[Fact]], limit: int | None, 
     model.eval()
     sets = {name: facts[name][:limit] for name in EVAL_SETS if facts.get(name)}
     flat = [f for subset in sets.values() for f in subset]
-    hits = iter(ExactMatch(model, tokenizer, batch_size=batch_size).correct([build_prompt(f, prompt_format)[0] for f in flat],
+    prompts = [build_prompt(f, prompt_format)[0] for f in flat]
+    hits = iter(ExactMatch(model, tokenizer, batch_size=batch_size).correct(prompts,
                                                                           [list(f.answers) for f in flat]))
     acc, correct = {}, {}
     for name, subset in sets.items():

@@ -195,7 +195,8 @@ class Trainer:
         batches = epoch_batches(examples, c.batch_size, c.seed, epoch)
         rows = self.packed_rows(batches)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch} ({phase})", disable=self.rank != 0, leave=False)
-        for i, local in enumerate(self.prepare(b, regularizer, rows=rows) for b in batches):  # the next is prepared lazily
+        # each batch is prepared (lazily) while the step before it runs
+        for i, local in enumerate(self.prepare(b, regularizer, rows=rows) for b in batches):
             pending.append(self.step(model, objective, optimizer, local, regularizer))
             if len(pending) < c.log_every and i < len(batches) - 1:
                 continue
@@ -279,7 +280,8 @@ class Trainer:
         if "held" not in self.facts:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
         return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
-                           self.run_dir.probes, ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format, device=str(self.device),
+                           self.run_dir.probes,
+                           ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format, device=str(self.device),
                                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
                            require_pairs=False)
 
