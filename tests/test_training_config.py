@@ -20,7 +20,7 @@ def parse(*argv):
 
 
 def test_runtime_fields():
-    assert RUNTIME == {"out", "device", "parallel", "eval_batch_size", "log_every", "cache_dir"}
+    assert RUNTIME == {"out", "device", "pack", "pack_tokens", "parallel", "eval_batch_size", "log_every", "cache_dir"}
 
 
 def test_run_key_is_the_analyses_folder_hash():
