@@ -38,7 +38,7 @@ def eval_facts(run: RunDir) -> list:
 
 
 @torch.inference_mode()
-def measure(path: Path, facts, batch_size: int | None, floor: bool = False) -> dict:
+def measure(path: Path, facts, batch_size: int | None, floor: bool = False, margin: float | None = None) -> dict:
     """Both sides on one checkpoint; with `floor`, decode-all once more at another batch size: how many outcomes
     decoding itself changes with the batch's padding (in 16-bit precision that is not zero)."""
     model, tokenizer = load_causal_lm(path), load_tokenizer(path)
@@ -47,13 +47,13 @@ def measure(path: Path, facts, batch_size: int | None, floor: bool = False) -> d
     decoded = AnswerDecoder(model, tokenizer, batch_size=batch_size).decode(prompts)
     baseline = [is_correct(t[0], a) for t, a in zip(decoded, answers)]
     t_base = time.perf_counter() - start
-    judge = ExactMatch(model, tokenizer, batch_size=batch_size)
+    judge = ExactMatch(model, tokenizer, batch_size=batch_size, margin=margin)
     start = time.perf_counter()
     ours = judge.correct(prompts, answers)
     t_ours = time.perf_counter() - start
     row = {"checkpoint": str(path), "facts": len(facts), "accuracy": sum(ours) / len(ours),
            "dtype": str(next(model.parameters()).dtype), "seconds_decode_all": t_base, "seconds_exact_match": t_ours,
-           "speedup": t_base / t_ours, "decided": dict(judge.decided), "same_outcomes": ours == baseline,
+           "margin": judge.margin, "speedup": t_base / t_ours, "decided": dict(judge.decided), "same_outcomes": ours == baseline,
            "differing_outcomes": sum(a != b for a, b in zip(ours, baseline))}
     if floor:
         other = max(1, judge.batch_size // 2)
@@ -66,6 +66,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run directories written by python -m training run")
     ap.add_argument("--batch-size", type=int, help="prompts per forward, both sides (unset: 32 on CPU, 256 on a GPU)")
+    ap.add_argument("--margin", type=float, help="exact match's trust margin (unset: its default; 16-bit: decode all)")
     ap.add_argument("--floor", action="store_true",
                     help="also decode-all at half the batch size: the outcomes decoding itself changes")
     ap.add_argument("--out", type=Path, default=Path("bench/results/eval_bench_cpu.json"), help="JSON results")
@@ -76,7 +77,7 @@ def main(argv=None) -> None:
         run = RunDir(run_path)
         facts = eval_facts(run)
         for ckpt in sorted(run.checkpoints.glob("epoch-*")):
-            row = measure(ckpt, facts, args.batch_size, args.floor)
+            row = measure(ckpt, facts, args.batch_size, args.floor, args.margin)
             print(json.dumps(row), flush=True)
             rows.append(row)
     total_base = sum(r["seconds_decode_all"] for r in rows)

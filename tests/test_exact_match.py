@@ -62,3 +62,15 @@ def test_same_outcomes_as_decoding_on_the_embedded_model(embedded):
     judge = ExactMatch(model, tok)
     assert judge.correct(prompts, answers) == plain_outcomes(model, tok, prompts, answers)
     assert judge.decided["forced"] + judge.decided["first_token"] > 0, judge.decided
+
+
+def test_16_bit_decodes_everything_unless_given_a_margin():
+    """In bf16 (or under autocast) no trust margin is known to be safe: every outcome is decoded by default."""
+    tok = byte_bpe_tokenizer()
+    model = memorised_model(tok, steps=60).to(torch.bfloat16)
+    prompts = [c.split("A:")[0] + "A:" for c in CORPUS[:4]]
+    answers = [[c.split("A:")[1].strip()] for c in CORPUS[:4]]
+    judge = ExactMatch(model, tok, batch_size=4)
+    assert judge.correct(prompts, answers) == plain_outcomes(model, tok, prompts, answers)
+    assert judge.decided == {"forced": 0, "first_token": 0, "decoded": 4}
+    assert ExactMatch(model, tok, margin=0.5).margin == 0.5
