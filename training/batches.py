@@ -58,6 +58,14 @@ class TrainBatch:
     def num_answer_tokens(self) -> int:
         return len(self.targets)
 
+    def distilled(self, positions: str = "all") -> tuple[torch.Tensor, ...]:
+        """M(y) of eq. 2 as (rows, cols, example slot, position in the example) [N] each: every non-padded position
+        (``all``), or only the positions whose logits predict an answer token (``answer``)."""
+        if positions == "all":
+            return self.seq_rows, self.seq_cols, self.seq_example, self.seq_pos
+        rows, cols = self.answer_rows, self.answer_cols
+        return rows, cols, self.segments[rows, cols], self.position_ids[rows, cols]
+
     def map(self, fn) -> "TrainBatch":
         """The batch with `fn` applied to every tensor."""
         return replace(self, **{f.name: fn(getattr(self, f.name)) for f in fields(self) if f.name != "packed"})

@@ -20,6 +20,7 @@ VARIANTS = ("full", "topk", "randomk")
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 PARALLEL = ("auto", "ddp", "fsdp")
 PACKING = ("auto", "on", "off")
+DISTILL_POSITIONS = ("all", "answer")
 EVAL_SETS = ("known", "unknown", "held", "maybe_known", "weakly_known")
 FACTS = "facts (.jsonl, .json, .csv, .parquet or a save_to_disk folder)"
 
@@ -44,6 +45,9 @@ class RunConfig:
     variant: str = option("full", "self_distill variant: full vocabulary, top-k or random-k ids", choices=VARIANTS)
     lam: float = option(1.0, "λ: weight of the distillation / L2 term")
     tau: float = option(0.5, "distillation temperature τ")
+    distill_positions: str = option("all", "M(y) of eq. 2, where the KL is averaged: every non-padded position of "
+                                    "prompt and answer (all), or only those that predict an answer token (answer)",
+                                    choices=DISTILL_POSITIONS)
     snapshot_epoch: int = option(1, "i: the recipe teacher is the model after i epochs on D_Known (0: the base)")
     teacher: str = option("recipe", "'recipe' (a snapshot trained in this run) or a checkpoint directory")
     k: int = option(76, "top-k / random-k size")
@@ -90,7 +94,8 @@ class RunConfig:
 
 def _check_choices(config: RunConfig) -> None:
     for name, choices in (("condition", CONDITIONS), ("variant", VARIANTS), ("precision", PRECISIONS),
-                          ("parallel", PARALLEL), ("pack", PACKING)):
+                          ("parallel", PARALLEL), ("pack", PACKING),
+                          ("distill_positions", DISTILL_POSITIONS)):
         value = getattr(config, name)
         if value not in choices:
             raise ProbekitError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
@@ -123,9 +128,13 @@ def _check_keep(keep: str) -> None:
 RUNTIME = runtime_fields(RunConfig)
 
 
+# settings added after run folders were first named: they enter the key only when changed, so earlier runs keep theirs
+LATER = {"distill_positions": "all"}
+
+
 def run_key(config: dict) -> str:
     """A short hash of a RunConfig dict without its runtime fields: names a run folder by what it computes."""
-    return stable_hash({k: v for k, v in config.items() if k not in RUNTIME})
+    return stable_hash({k: v for k, v in config.items() if k not in RUNTIME and not (k in LATER and v == LATER[k])})
 
 
 def check_same_settings(stored: dict, config: RunConfig, folder) -> None:

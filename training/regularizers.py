@@ -56,21 +56,22 @@ class FullDistillation(Regularizer):
 
     in_objective = True
 
-    def __init__(self, teacher, tau: float, chunk: int = 256):
-        self.teacher, self.tau, self.chunk = teacher, tau, chunk
+    def __init__(self, teacher, tau: float, chunk: int = 256, positions: str = "all"):
+        self.teacher, self.tau, self.chunk, self.positions = teacher, tau, chunk, positions
 
     def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
         """hidden [R, T, d] of the student → Σ over local examples of τ²/|M(y)| Σ_j KL."""
-        h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
+        rows, cols, example, _ = batch.distilled(self.positions)
+        h = hidden[rows, cols]  # [N, d]
         with torch.no_grad():
-            th = final_hidden(self.teacher, batch)[batch.seq_rows, batch.seq_cols]
+            th = final_hidden(self.teacher, batch)[rows, cols]
         n = self.chunk
         kl = torch.cat([
             torch.utils.checkpoint.checkpoint(_full_kl, lm, self.teacher, h[s : s + n], th[s : s + n], self.tau,
                                               use_reentrant=False)
             for s in range(0, len(h), n)
         ])
-        return L.distill_sum_from_kl(kl, batch.seq_example, local_examples, self.tau)
+        return L.distill_sum_from_kl(kl, example, local_examples, self.tau)
 
 
 class CachedDistillation(Regularizer):
@@ -78,18 +79,20 @@ class CachedDistillation(Regularizer):
 
     in_objective = True
 
-    def __init__(self, cache: TeacherCache, tau: float):
-        self.cache, self.tau = cache, tau
+    def __init__(self, cache: TeacherCache, tau: float, positions: str = "all"):
+        self.cache, self.tau, self.positions = cache, tau, positions
 
     def prefetch(self, batch):
-        return self.cache.lookup(batch.example_index, batch.seq_example, batch.seq_pos)
+        _, _, example, pos = batch.distilled(self.positions)
+        return self.cache.lookup(batch.example_index, example, pos)
 
     def batch_loss(self, lm, batch, hidden, local_examples, teacher=None):
         """`teacher`: (ids, log-probs) [N, k] each from ``prefetch``, on the device (unset: looked up here)."""
-        h = hidden[batch.seq_rows, batch.seq_cols]  # [N, d]
+        rows, cols, example, _ = batch.distilled(self.positions)
+        h = hidden[rows, cols]  # [N, d]
         ids, t_logp = teacher if teacher is not None else self.prefetch(batch)  # [N, k] each
         s_logits = head_logits_at(lm, h, ids.to(h.device))
-        return L.distill_loss_sum(t_logp.to(h.device), s_logits, batch.seq_example, local_examples, self.tau)
+        return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, self.tau)
 
 
 class L2ToSnapshot(Regularizer):
@@ -124,7 +127,7 @@ def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, 
     teacher = load_causal_lm(path, dtype=next(model.parameters()).dtype, device=device)  # the student's precision
     teacher.requires_grad_(False)
     if config.variant == "full":
-        return FullDistillation(teacher, config.tau)
+        return FullDistillation(teacher, config.tau, positions=config.distill_positions)
     stamp = json.dumps(weights_stamp(path))
     root = Path(config.cache_dir) if config.cache_dir else run.default_teacher_cache()
 
@@ -133,4 +136,4 @@ def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, 
 
     cache = build() if world()[0] == 0 else None
     barrier()
-    return CachedDistillation(cache if cache is not None else build(), config.tau)
+    return CachedDistillation(cache if cache is not None else build(), config.tau, config.distill_positions)

@@ -244,7 +244,10 @@ class Trainer:
         return run.records()
 
     def _start(self, done: int):
-        """(model, its wrapped Objective, optimizer): from the base model, or from the state after epoch `done`."""
+        """(model, its wrapped Objective, optimizer): from the base model with every generator seeded from
+        ``--seed`` (dropout, sampling), or from the state after epoch `done` with the generators it saved."""
+        if done < 0:
+            torch.manual_seed(self.config.seed)  # the CUDA generators too
         model = self.load_model(self.run_dir.state if done >= 0 else self.base_path)
         objective = self.wrap(model)  # FSDP2 swaps parameters for sharded ones: the optimizer comes after
         optimizer = self.optimizer([p for p in model.parameters() if p.requires_grad])
