@@ -86,7 +86,8 @@ def test_topk_runs_in_the_semantic_key_synthetic_setting(preset):
     assert ctx.profile.relations == ["P17"]
     semantic = Placeholders().synthetic(ctx.profile, "semantic")
     assert all(r.config["unknown"] == semantic for r in runs.values())
-    assert [runs[k].config.get("variant") for k in ("Top-k distillation", "Random-k distillation")] == ["topk", "randomk"]
+    variants = [runs[k].config.get("variant") for k in ("Top-k distillation", "Random-k distillation")]
+    assert variants == ["topk", "randomk"]
     fig5_runs = {r.label: r.key() for r in fig5.planned_runs(fig5.ANALYSIS.context(["--profile", preset]).profile,
                                                                Placeholders())}
     assert runs["SFT"].key() == fig5_runs["SFT, semantic keys"]

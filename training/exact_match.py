@@ -50,7 +50,8 @@ class ExactMatch:
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         forced = [self.tokenizer(f" {a[0]}\n", add_special_tokens=False)["input_ids"] for a in answers]
         out: list[bool | None] = [None] * len(prompts)
-        order = [] if math.isinf(self.margin) else sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]) + len(forced[i]))
+        length = [len(p) + len(c) for p, c in zip(prompt_ids, forced)]
+        order = [] if math.isinf(self.margin) else sorted(range(len(prompts)), key=length.__getitem__)
         for s in range(0, len(order), self.batch_size):
             rows = order[s : s + self.batch_size]
             top = self._forced_top2(prompt_ids, forced, rows)
