@@ -62,7 +62,7 @@ print(packaged_model_dir(dataclasses.replace(SMOLLM2, locate=lambda: Path(sys.ar
   # short in the third run on an H200)
   PIPELINE=(--profile paper --model embedded --relations P17 --min-highly-known 0 --train-questions 1200
             --dev-questions 400 --slick-runs 4 --known-size 1000 --unknown-size 1000 --synthetic 1000 --epochs 3
-            --keep last:1 --device cuda)
+            --keep last:1 --device cuda --allow-short)
   LIMIT=360; FLOOR="--floor --margin 0.5"
 fi
 step train_bench 300 $PY bench/train_bench.py $MODEL --precision $PRECISION $TRAIN --out "$OUT/train_bench.json"

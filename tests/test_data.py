@@ -180,6 +180,24 @@ def test_slick_end_to_end_on_embedded_and_resume(embedded, tmp_path, monkeypatch
         run_slick(Slick(model, tok, pools, SlickConfig(runs=3)), facts, out, "smollm2")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["independent", "shared"])
+def test_slick_stops_settled_questions_with_the_same_categories(embedded, mode):
+    """A MaybeKnown question leaves the later runs: the categories, P_sampled and the answers it was given are those
+    of asking every question every run."""
+    model, tok, _ = embedded
+    pools = {"P17": load_relation("P17", "train")}
+    facts = load_relation("P17", "dev")[:32]
+    config = SlickConfig(runs=4, shots=3, samples=1, exemplars=mode)
+    fast = Slick(model, tok, pools, config).classify(facts)
+    full = Slick(model, tok, pools, config, stop_early=False).classify(facts)
+    assert [r["category"] for r in fast] == [r["category"] for r in full]
+    assert [r["p_sampled"] for r in fast] == [r["p_sampled"] for r in full]
+    assert all(r["greedy"] == f["greedy"][: r["greedy_runs"]] for r in fast for f in [full[fast.index(r)]])
+    assert any(r["greedy_runs"] < 4 for r in fast)  # some question was settled early
+    assert all(r["greedy_runs"] == 4 for r in fast if r["category"] != "MaybeKnown")
+
+
 # --- splits -----------------------------------------------------------------------------------------------------
 
 def slick_table(relation, split, counts):

@@ -10,7 +10,9 @@ temperature samples per prompt (T=0.5, top-40). With P_greedy and P_sampled the 
 An answer is correct if, after SQuAD normalisation (lower case, punctuation and the articles a/an/the removed,
 whitespace collapsed), it equals any gold alias. Sampling only changes the category of a question no greedy run
 got right, so by default only those are sampled (P_sampled is then null for the others); ``sample_all`` samples
-every question.
+every question. A question with one right and one wrong greedy answer is MaybeKnown whatever its other runs say,
+so it leaves the later runs (``greedy_runs`` records how many it was asked, and P_greedy is over those): the same
+categories at a fraction of the prompts. ``sample_all`` asks every question every run.
 
 Exemplar modes: ``independent`` draws a fresh exemplar set per question and run (Gekhman's setting);
 ``shared`` draws one set per relation and run, so all its questions share the few-shot prefix and its KV cache is
@@ -96,8 +98,9 @@ class Slick:
     """Runs SLiCK for one model; ``pools`` maps relation → exemplar facts (its train split)."""
 
     def __init__(self, model, tokenizer, pools: dict[str, list[Fact]], config: SlickConfig = SlickConfig(),
-                 batch_size: int | None = None):
-        self.config, self.pools = config, pools
+                 batch_size: int | None = None, stop_early: bool = True):
+        """`stop_early`: a question whose category is settled (MaybeKnown) leaves the later greedy runs."""
+        self.config, self.pools, self.stop_early = config, pools, stop_early and not config.sample_all
         self.decoder = AnswerDecoder(model, tokenizer, max_new_tokens=config.max_new_tokens, batch_size=batch_size)
 
     def _answers(self, facts: list[Fact], run: int, temperature: float, samples: int,
@@ -128,11 +131,16 @@ class Slick:
     def classify(self, facts: list[Fact], chunk_seed: int = 0) -> list[dict]:
         """SLiCK records (category, P_greedy, P_sampled, greedy answers) for `facts`."""
         c = self.config
-        greedy = [[] for _ in facts]
+        greedy: list[list[str]] = [[] for _ in facts]
+        right = [[] for _ in facts]
+        active = list(range(len(facts)))
         for run in range(c.runs):
-            for i, a in enumerate(self._answers(facts, run, 0.0, 1, None)):
+            for i, a in zip(active, self._answers([facts[i] for i in active], run, 0.0, 1, None)):
                 greedy[i].append(a[0])
-        p_greedy = [sum(is_correct(a, f.answers) for a in g) / c.runs for f, g in zip(facts, greedy)]
+                right[i].append(is_correct(a[0], facts[i].answers))
+            if self.stop_early:  # right once and wrong once: MaybeKnown, settled
+                active = [i for i in active if all(right[i]) or not any(right[i])]
+        p_greedy = [sum(r) / len(r) for r in right]
         p_sampled: list[float | None] = [None] * len(facts)
         need = [i for i, p in enumerate(p_greedy) if c.samples and (c.sample_all or p == 0.0)]
         if need:
@@ -145,7 +153,8 @@ class Slick:
             for j, i in enumerate(need):
                 p_sampled[i] = hits[j] / (c.runs * c.samples)
         return [
-            {**fact_to_record(f), "category": categorize(pg, ps), "p_greedy": pg, "p_sampled": ps, "greedy": g}
+            {**fact_to_record(f), "category": categorize(pg, ps), "p_greedy": pg, "p_sampled": ps, "greedy": g,
+             "greedy_runs": len(g)}
             for f, pg, ps, g in zip(facts, p_greedy, p_sampled, greedy)
         ]
 
