@@ -34,8 +34,8 @@ from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 from . import checkpointing as ckpt
 from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
-from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .decoding import GPU_BATCH
+from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
 from .master_weights import MasterWeightAdamW
@@ -76,10 +76,11 @@ class Trainer:
                          else nullcontext())
         if self.device.type == "cuda" and precision != "fp32":  # TF32 for what still runs in fp32 (asked: true fp32)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        self.pack_tokens = self._row_tokens()  # packed rows of this many tokens, or None: one example per row
+        self.pack_tokens = self._row_tokens()
         self._full_copy = None  # FSDP2: rank 0's full copy of the weights for evaluation and saving
 
     def _row_tokens(self) -> int | None:
+        """Tokens per packed row (--pack on, or auto on a GPU), or None: one example per row."""
         c = self.config
         if not (c.pack == "on" or (c.pack == "auto" and self.device.type == "cuda")):
             return None
