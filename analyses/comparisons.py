@@ -1,33 +1,101 @@
 """How sure each forgetting figure and each comparison of conditions is, from the runs' per-fact outcomes.
 
-Conditions of one analysis share their held-out facts, so every interval resamples the same facts for all of them
-(``probekit.stats``): ΔD_Held (peak → last, in pp) of each run with its 95% interval, and each later run against
-the first as a paired difference with its interval and an exact McNemar p on the last epoch's outcomes. A
-difference whose interval holds 0 is written as undecided.
+Conditions of one analysis share their held-out facts (and, with ``--seeds``, their training seeds), so every
+interval resamples the same seeds and facts for all of them (``probekit.stats``): ΔD_Held (peak → last, in pp) of
+each run with its 95% interval, and a run against another as a paired difference with its interval and an exact
+McNemar p on the last epoch's outcomes (one per seed). A difference whose interval holds 0 is written as undecided,
+with the smallest difference the design detects at 80% power.
 """
 from __future__ import annotations
 
-from probekit import stats
+import functools
+import math
 
-from .frames import correct_matrix
+from probekit import stats
+from training.entityquestions import load_relation
+
+from .frames import outcomes
+from .profiles import Profile
 from .runs import Trained
+
+DISCORDANT = 0.1  # share of facts two conditions disagree on, assumed by the power figures
+HIGHLY_KNOWN_SHARE = 0.15  # a dry run's estimate of the HighlyKnown share of dev questions
+SPLIT_NAMES = {"known": "D_Known", "unknown": "D_Unk", "held": "D_Held", "maybe_known": "MaybeKnown",
+               "weakly_known": "WeaklyKnown"}
+
+
+@functools.lru_cache
+def detectable(n: int) -> float:
+    """The smallest paired difference (pp) an exact McNemar test on `n` facts finds at 80% power (NaN: none)."""
+    return stats.detectable_difference(n, DISCORDANT)
+
+
+def power_note(n: int) -> str:
+    """What the design could have decided: the detectable difference on `n` facts at 80% power."""
+    d = detectable(n)
+    return (f"80% power only for differences ≥ {d:.1f} pp with {n} facts" if not math.isnan(d) else
+            f"{n} facts give 80% power for no difference")
 
 
 def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:
     """One line per run (ΔD_Held [lo, hi]) and one per later run against the first (paired difference, McNemar)."""
-    outcomes = {t.label: correct_matrix(t.records, split) for t in trained}
     lines = []
-    for label, correct in outcomes.items():
-        est = stats.forgetting_ci(correct)
-        lines.append(f"{label}: ΔD_Held {est.value:.1f} pp [{est.lo:.1f}, {est.hi:.1f}] over {correct.shape[1]} "
-                     "facts (95% bootstrap interval)")
-    (first, a), *others = outcomes.items()
-    for label, b in others:
-        if b.shape != a.shape:
-            continue  # other facts or epochs: not a paired comparison
-        diff = stats.paired_difference(b, a, "forgetting")
-        p = stats.mcnemar(b[-1], a[-1])
-        verdict = "undecided" if diff.lo <= 0 <= diff.hi else "decided"
-        lines.append(f"{label} − {first}: ΔD_Held {diff.value:+.1f} pp [{diff.lo:+.1f}, {diff.hi:+.1f}], "
-                     f"McNemar p (last epoch) {p:.3f}: {verdict}")
-    return lines
+    for t in trained:
+        correct = outcomes(t, split)
+        est = stats.seeds_curve_ci(correct, "forgetting")
+        seeds = f" × {correct.shape[0]} seeds" if correct.shape[0] > 1 else ""
+        lines.append(f"{t.label}: ΔD_Held {est.value:.1f} pp [{est.lo:.1f}, {est.hi:.1f}] over {correct.shape[2]} "
+                     f"facts{seeds} (95% bootstrap interval)")
+    first, *others = trained
+    return lines + [line for t in others if (line := difference_line(t, first, "forgetting", split))]
+
+
+def difference_line(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> str | None:
+    """`a` − `b` on the same facts: ΔD_Held ("forgetting") or last-epoch accuracy ("last") of `split` in pp, with its
+    95% interval, McNemar's p on the last epoch's outcomes and the verdict; None where the runs do not share their
+    facts, epochs and seeds (not a paired comparison)."""
+    x, y = outcomes(a, split), outcomes(b, split)
+    if x.shape != y.shape:
+        return None
+    diff = stats.seeds_paired_difference(x, y, statistic)
+    scale = 1 if statistic == "forgetting" else 100
+    name = SPLIT_NAMES.get(split, split)
+    what = f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch"
+    p = [stats.mcnemar(xs[-1], ys[-1]) for xs, ys in zip(x, y)]
+    mcnemar = f"{p[0]:.3f}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.3f}" for v in p)
+    return (f"{a.label} − {b.label}: {what} {scale * diff.value:+.1f} pp [{scale * diff.lo:+.1f}, "
+            f"{scale * diff.hi:+.1f}], McNemar p (last epoch) {mcnemar}: {verdict(diff, x.shape[2])}")
+
+
+def verdict(diff: stats.Estimate, n: int) -> str:
+    """'decided' when the interval excludes 0, else 'undecided' with the design's power."""
+    return "decided" if not diff.lo <= 0 <= diff.hi else f"undecided ({power_note(n)})"
+
+
+def comparison_lines(pairs: list[tuple[Trained, Trained]], statistic: str = "forgetting",
+                     split: str = "held") -> list[str]:
+    """``difference_line`` of each (a, b) pair that shares its facts."""
+    return [line for a, b in pairs if (line := difference_line(a, b, statistic, split))]
+
+
+def held_size(profile: Profile) -> tuple[int, str]:
+    """The planned number of D_Held facts whose outcomes are compared, and how it was found."""
+    limit = f", the first {profile.eval_limit} evaluated" if profile.eval_limit else ""
+    if profile.held_size is not None:
+        n = min(profile.held_size, profile.eval_limit or profile.held_size)
+        return n, f"D_Held of at most {n} facts (held_size {profile.held_size}{limit})"
+    dev = sum(len(load_relation(r, "dev")[: profile.dev_questions]) for r in profile.relations)
+    n = max(1, round(HIGHLY_KNOWN_SHARE * dev))
+    n = min(n, profile.eval_limit or n)
+    return n, (f"D_Held of all HighlyKnown dev questions: an estimate of {n} facts ({HIGHLY_KNOWN_SHARE:.0%} of "
+               f"{dev} dev questions{limit}; SLiCK decides the real number)")
+
+
+def power_line(profile: Profile) -> str:
+    """A dry run's line: the smallest ΔD_Held difference between two conditions the planned D_Held detects."""
+    n, how = held_size(profile)
+    d = detectable(n)
+    found = (f"the smallest ΔD_Held difference between two conditions detected at 80% power is {d:.1f} pp" if
+             not math.isnan(d) else "no ΔD_Held difference between two conditions is detected at 80% power")
+    return (f"  power: {how}; {found} (exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts discordant between the "
+            "conditions)")

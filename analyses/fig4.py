@@ -1,7 +1,9 @@
 """Figure 4: forgetting ΔD_Held vs the number of synthetic facts, for semantic (token-mix) and UUID keys (§5.1).
 
 Each point is an SFT run on D_Known ∪ n synthetic P17 facts; ΔD_Held is the drop from peak held-out accuracy during
-training to the last epoch, in percentage points. Scales: the study's 10^3..10^6 in the paper profile.
+training to the last epoch, in percentage points, with its 95% interval (band; CSV columns `<column> lo` / `hi`); at
+each n, UUID against semantic keys as a paired difference with McNemar's p. Scales: the study's 10^3..10^6 in the
+paper profile.
 
     python -m analyses.fig4 [--profile quick|paper|micro] [--scales 32 64 128] ...
 """
@@ -11,13 +13,13 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from probekit.config import option
 
-from .frames import forgetting, last_accuracy
-from .outputs import caption, write_outputs
-from .plots import SINGLE_PANEL_FONT_SCALE
+from .comparisons import comparison_lines
+from .frames import estimate
+from .outputs import band_of, interval_columns, write_outputs
+from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import synthetic_profile
 from .runs import Run, run_config
 from .skeleton import Analysis
@@ -49,10 +51,10 @@ def plan(ctx, data) -> list[Run]:
 
 
 def plot(df: pd.DataFrame, note: str):
-    """ΔD_Held against the number of synthetic facts (log scale), one line per key type."""
+    """ΔD_Held against the number of synthetic facts (log scale), one line per key type, with 95% bands."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=df, x="n_synthetic", y="forgetting_pp", hue="keys", marker="o", ax=ax,
-                 palette={"semantic": "#d62728", "uuid": "#1f77b4"})
+    lines(ax, band_of(df, "forgetting_pp"), "n_synthetic", "forgetting_pp", "keys",
+          palette={"semantic": "#d62728", "uuid": "#1f77b4"})
     ax.set_xscale("log")
     ax.set_xlabel("Number of synthetic facts")
     ax.set_ylabel("Forgetting ΔD_Held (pp)")
@@ -61,12 +63,14 @@ def plot(df: pd.DataFrame, note: str):
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    df = pd.DataFrame([{"keys": key, "n_synthetic": n, "forgetting_pp": forgetting(t.records),
-                        "D_Unk_last": last_accuracy(t.records, "unknown"),
-                        "D_Known_last": last_accuracy(t.records, "known")}
-                       for (key, n), t in zip(cells(ctx.options.scales), trained)])
-    write_outputs(plot(df, caption(ctx.profile)), df, NAME, ctx.figures_dir, ctx.seconds())
+    runs = dict(zip(cells(ctx.options.scales), trained))
+    df = pd.DataFrame([{"keys": key, "n_synthetic": n, **interval_columns("forgetting_pp", estimate(t, "forgetting")),
+                        **interval_columns("D_Unk_last", estimate(t, "last", "unknown")),
+                        **interval_columns("D_Known_last", estimate(t, "last", "known"))}
+                       for (key, n), t in runs.items()])
+    write_outputs(plot(df, ctx.caption()), df, NAME, ctx.figures_dir, ctx.seconds())
     print(df.to_string(index=False, float_format="{:.3f}".format))
+    print("\n".join(comparison_lines([(runs["uuid", n], runs["semantic", n]) for n in ctx.options.scales])))
     return df
 
 

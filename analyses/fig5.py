@@ -2,7 +2,8 @@
 
 Three runs on the synthetic P17 setting (D_Known ∪ synthetic facts, D_Held = HighlyKnown P17 dev): SFT on semantic
 (token-mix) keys, self-distillation on semantic keys, and SFT on UUID keys. RD (eq. 4) is measured every epoch at
-the probe layer (default: the middle layer) by the trainer's probe callback.
+the probe layer (default: the middle layer) by the trainer's probe callback; its 95% band resamples the held-out
+facts (per-fact drift from the probe's cached states, ``analyses.drift_items``).
 
     python -m analyses.fig5                      # quick profile: embedded SmolLM2-135M on CPU
     python -m analyses.fig5 --profile paper --model /path/to/Qwen2.5-1.5B --device cuda
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from .comparisons import forgetting_lines
-from .frames import probe_frame
-from .outputs import caption, write_outputs
-from .plots import SINGLE_PANEL_FONT_SCALE
+from .drift_items import drift_frame, missing_intervals
+from .outputs import interval_cell, write_outputs
+from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import Profile, synthetic_profile
 from .runs import Run, run_config
 from .skeleton import Analysis
@@ -40,9 +40,9 @@ def planned_runs(profile: Profile, data, labels=tuple(CONDITIONS)) -> list[Run]:
 
 
 def plot(rd: pd.DataFrame, note: str):
-    """RD over epochs, one line per condition (rd: condition, epoch, value)."""
+    """RD over epochs, one line per condition with its 95% band (rd: condition, epoch, value, lo, hi)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=rd, x="epoch", y="value", hue="condition", palette=COLORS, marker="o", ax=ax)
+    lines(ax, rd, "epoch", "value", "condition", palette=COLORS)
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Hidden-state drift RD (1 − cos)")
     ax.set_title("Hidden-state drift of held-out entities", fontsize=11)
@@ -51,15 +51,15 @@ def plot(rd: pd.DataFrame, note: str):
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    df = pd.concat([probe_frame(t.label, t.records) for t in trained], ignore_index=True)
+    df = pd.concat([drift_frame(t) for t in trained], ignore_index=True)
     rd = df[df["metric"] == "RD"].rename(columns={"run": "condition"})
-    fig = plot(rd, caption(ctx.profile, f"{ctx.profile.synthetic} synthetic facts"))
-    write_outputs(fig, rd[["condition", "epoch", "value"]].rename(columns={"value": "RD"}), NAME, ctx.figures_dir,
-                  ctx.seconds())
-    last = rd[rd["epoch"] == rd["epoch"].max()].set_index("condition")["value"]
-    for label, value in last.items():
-        print(f"RD at the last epoch, {label}: {value:.4f}")
-    print("\n".join(forgetting_lines(trained)))
+    fig = plot(rd, ctx.caption(f"{ctx.profile.synthetic} synthetic facts"))
+    write_outputs(fig, rd[["condition", "epoch", "value", "lo", "hi"]].rename(columns={"value": "RD"}), NAME,
+                  ctx.figures_dir, ctx.seconds())
+    last = rd[rd["epoch"] == rd["epoch"].max()]
+    for _, r in last.iterrows():
+        print(f"RD at the last epoch, {r['condition']}: {interval_cell(r['value'], r['lo'], r['hi'], '.4f')}")
+    print("\n".join(filter(None, [missing_intervals(rd)] + forgetting_lines(trained))))
     return rd
 
 

@@ -1,12 +1,13 @@
 """Figure 6: held-out HighlyKnown, MaybeKnown and WeaklyKnown accuracy under SFT, self-distillation, Only Known
-(Appendix A).
+(Appendix A), with 95% bands; each condition's last-epoch accuracy against SFT's as a paired difference (McNemar).
 
     python -m analyses.fig6 [--profile quick|paper|micro] ...
 """
 from __future__ import annotations
 
+from .comparisons import comparison_lines
 from .frames import split_accuracy
-from .outputs import caption, write_outputs
+from .outputs import write_outputs
 from .plots import split_panels
 from .skeleton import Analysis, standard_plan
 
@@ -17,10 +18,13 @@ SPLITS = ["held", "maybe_known", "weakly_known"]
 
 def render(ctx, trained):
     df = split_accuracy(trained, SPLITS)
-    write_outputs(split_panels(df, SPLITS, note=caption(ctx.profile)), df, NAME, ctx.figures_dir, ctx.seconds())
+    write_outputs(split_panels(df, SPLITS, note=ctx.caption()), df, NAME, ctx.figures_dir, ctx.seconds())
     missing = [s for s in ("maybe_known", "weakly_known") if s not in set(df["split"])]
     if missing:
         print(f"note: no {' / '.join(missing)} facts in this profile's SLiCK results, so those panels are empty")
+    first, *others = trained
+    for split in [s for s in SPLITS if s not in missing]:
+        print("\n".join(comparison_lines([(t, first) for t in others], "last", split)))
     return df
 
 

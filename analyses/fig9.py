@@ -1,7 +1,8 @@
 """Figure 9: self-distillation ablations — snapshot epoch i, weight λ, temperature τ (Appendix D).
 
 Each row varies one setting with the others at the study's values (i = 1, λ = 1, τ = 0.5): D_Unk accuracy (left)
-and D_Held accuracy (right) over epochs.
+and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held against the study's value of the same
+setting as a paired difference (McNemar).
 
     python -m analyses.fig9 [--profile quick|paper|micro] ...
 """
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
-from .frames import accuracy_frame
-from .outputs import caption, write_outputs
-from .plots import GRID_FONT_SCALE
+from .comparisons import comparison_lines
+from .frames import run_accuracy
+from .outputs import write_outputs
+from .plots import GRID_FONT_SCALE, lines
 from .runs import Run, run_config
 from .skeleton import Analysis
 
@@ -47,7 +48,7 @@ def plot(df: pd.DataFrame, params: list[str], note: str):
     for row, param in enumerate(params):
         for col, split in enumerate(("unknown", "held")):
             sub = df[(df["param"] == param) & (df["split"] == split)]
-            sns.lineplot(data=sub, x="epoch", y="accuracy", hue="setting", marker="o", ax=axes[row][col])
+            lines(axes[row][col], sub, "epoch", "accuracy", "setting")
             axes[row][col].set_title(f"{'D_Unk' if split == 'unknown' else 'D_Held'} — varying {SYMBOL[param]}")
     fig.text(0.5, -0.01, note, ha="center", fontsize=8)
     fig.tight_layout()
@@ -55,12 +56,21 @@ def plot(df: pd.DataFrame, params: list[str], note: str):
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    df = pd.concat([accuracy_frame(t.label, t.records).assign(param=param, setting=f"{SYMBOL[param]}={value}")
+    df = pd.concat([run_accuracy(t).assign(param=param, setting=f"{SYMBOL[param]}={value}")
                     for (param, value), t in zip(settings(ctx.profile), trained)], ignore_index=True)
     df = df[df["split"].isin(["unknown", "held"])]
-    fig = plot(df, list(GRID[ctx.profile.name]), caption(ctx.profile))
+    fig = plot(df, list(GRID[ctx.profile.name]), ctx.caption())
     write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
+    print("\n".join(comparison_lines(against_study(ctx.profile, trained))))
     return df
+
+
+def against_study(profile, trained) -> list[tuple]:
+    """(run, the run at the study's value of the same setting) for every other value of each setting."""
+    runs = dict(zip(settings(profile), trained))
+    study = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau}
+    return [(t, runs[param, study[param]]) for (param, value), t in runs.items()
+            if value != study[param] and (param, study[param]) in runs]
 
 
 ANALYSIS = Analysis(NAME, __doc__, plan, render, font_scale=GRID_FONT_SCALE)

@@ -4,7 +4,8 @@ For every held-out fact, its nearest new entity by cosine of θ0's layer-l entit
 states): D_Unk subjects for the EntityQuestions runs (SFT, self-distillation), synthetic keys for the fig5 runs
 (semantic vs UUID keys). A fact is *forgotten* when it was right at the run's peak held-out epoch and wrong at the
 last (facts wrong at the peak are left out). The ROC AUC says how well the similarity to the nearest new entity ranks
-forgotten above kept facts; a label-permutation null gives its chance level and a one-sided p.
+forgotten above kept facts, with a 95% interval (bootstrap over the forgotten and the kept facts, each on its own);
+a label-permutation null gives its chance level and a one-sided p. With ``--seeds``, every seed's runs on their own.
 
     python -m analyses.interference [--profile quick|paper|micro] [--permutations N] ...
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from probekit import stats
 from probekit.config import option
 from probekit.entities import read_facts
 from probekit.interference import forgotten_facts, nearest_new, peak_epoch, permutation_auc
@@ -27,7 +29,7 @@ from probekit.io import write_text
 
 from . import fig5
 from .frames import correct_matrix
-from .outputs import caption, markdown, save_csv, write_outputs
+from .outputs import markdown, save_csv, write_outputs
 from .profiles import synthetic_profile
 from .runs import Run, Trained, standard_runs
 from .skeleton import Analysis
@@ -70,21 +72,33 @@ def fact_table(t: Trained) -> pd.DataFrame:
 
 
 def auc_table(facts: pd.DataFrame, permutations: int, seed: int) -> pd.DataFrame:
+    """One row per run (and seed, where `facts` has several): the AUC with its 95% interval (bootstrap over the
+    forgotten and the kept facts, each on its own), its permutation null and p."""
     rows = []
-    for (label, kind), sub in facts.groupby(["run", "new_entities"], sort=False):
+    keys = ["run", "new_entities", "seed"] if "seed" in facts else ["run", "new_entities"]
+    for key, sub in facts.groupby(keys, sort=False):
         sub = sub[sub["eligible"]]
         r = permutation_auc(sub["similarity"].to_numpy(), sub["forgotten"].to_numpy(), permutations, seed)
-        rows.append({"run": label, "new entities": kind, "forgotten": r.positives, "kept": r.negatives,
-                     "AUC": r.auc, "null mean": r.null_mean, "null 95%": r.null_q95, "p": r.p_value,
+        ci = stats.auc_ci(sub.loc[sub["forgotten"], "similarity"], sub.loc[~sub["forgotten"], "similarity"])
+        rows.append({"run": key[0], "new entities": key[1], **({"seed": key[2]} if len(key) > 2 else {}),
+                     "forgotten": r.positives, "kept": r.negatives, "AUC": r.auc, "AUC lo": ci.lo, "AUC hi": ci.hi,
+                     "null mean": r.null_mean, "null 95%": r.null_q95, "p": r.p_value,
                      "sim forgotten": sub.loc[sub["forgotten"], "similarity"].mean(),
                      "sim kept": sub.loc[~sub["forgotten"], "similarity"].mean()})
     return pd.DataFrame(rows)
 
 
+def seed_tables(t: Trained) -> list[pd.DataFrame]:
+    """fact_table of the run at each of its training seeds (with a seed column where there are several)."""
+    if len(t.replicates) == 1:
+        return [fact_table(t)]
+    return [fact_table(r).assign(seed=r.seed) for r in t.replicates]
+
+
 def render(ctx, trained: list[Trained]) -> pd.DataFrame:
-    facts = pd.concat([fact_table(t) for t in trained], ignore_index=True)
+    facts = pd.concat([table for t in trained for table in seed_tables(t)], ignore_index=True)
     aucs = auc_table(facts, ctx.options.permutations, ctx.profile.seed)
-    note = caption(ctx.profile, "nearest new entity by θ0 layer-l cosine")
+    note = ctx.caption("nearest new entity by θ0 layer-l cosine")
     write_outputs(_plot(facts, aucs, note), facts, NAME, ctx.figures_dir, ctx.seconds())
     save_csv(aucs, f"{NAME}_auc", ctx.figures_dir)
     top = (facts[facts["forgotten"]].sort_values("similarity", ascending=False).head(ctx.options.top)
@@ -107,9 +121,11 @@ def _plot(facts: pd.DataFrame, aucs: pd.DataFrame, note: str):
     axes[0].tick_params(axis="x", labelrotation=20)
     x = np.arange(len(aucs))
     axes[1].bar(x, aucs["null 95%"], color="#dddddd", label="permutation 95%")
-    axes[1].scatter(x, aucs["AUC"], color="#d62728", zorder=3, label="AUC")
+    axes[1].errorbar(x, aucs["AUC"], yerr=[aucs["AUC"] - aucs["AUC lo"], aucs["AUC hi"] - aucs["AUC"]], fmt="o",
+                     color="#d62728", zorder=3, capsize=3, label="AUC (95% interval)")
     axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
-    axes[1].set_xticks(x, aucs["run"], rotation=20, ha="right")
+    names = aucs["run"] + (" (seed " + aucs["seed"].astype(str) + ")" if "seed" in aucs else "")
+    axes[1].set_xticks(x, names, rotation=20, ha="right")
     axes[1].set_ylim(0, 1)
     axes[1].set_ylabel("ROC AUC (forgotten vs kept)")
     axes[1].legend(fontsize=8)

@@ -1,6 +1,11 @@
-"""What an analysis writes: figures (PNG + PDF), the numbers behind them (CSV), Markdown tables, captions."""
+"""What an analysis writes: figures (PNG + PDF), the numbers behind them (CSV), Markdown tables, captions.
+
+A number's 95% interval sits beside it: a figure's CSV of one value column has `lo` / `hi`; a table's column `c`
+has `c lo` / `c hi` after it (``interval_columns``), and its Markdown prints `value [lo, hi]` in one cell.
+"""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -9,16 +14,20 @@ from probekit import plot
 from probekit.io import atomic_write, write_text
 
 from .profiles import Profile, model_name
+from .runs import training_seeds
 
 FIGURES = Path("figures")
 
 
 def caption(profile: Profile, extra: str = "", models: list[str] | None = None) -> str:
-    """The figure's model(s) (default: the profile's), flagged unless all are the study's, its profile, `extra`."""
+    """The figure's model(s) (default: the profile's), flagged unless all are the study's, its profile, its training
+    seeds (where several), `extra`."""
     models = models or [model_name(profile)]
     study = all("qwen2.5-1.5b" in m.lower() for m in models)
     note = "" if study else " (not the study's Qwen2.5-1.5B)"
-    return f"{', '.join(models)}{note}, profile {profile.name}{', ' + extra if extra else ''}"
+    seeds = training_seeds(profile)
+    several = f", training seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
+    return f"{', '.join(models)}{note}, profile {profile.name}{several}{', ' + extra if extra else ''}"
 
 
 def save_figure(fig, name: str, figures_dir: Path) -> list[Path]:
@@ -44,14 +53,38 @@ def save_csv(df: pd.DataFrame, name: str, figures_dir: Path) -> Path:
     return path
 
 
+def interval_columns(column: str, est) -> dict:
+    """A table row's cells of one number with its interval (an ``Estimate``): `column`, `column lo`, `column hi`."""
+    return {column: est.value, f"{column} lo": est.lo, f"{column} hi": est.hi}
+
+
+def band_of(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`df` with `column lo` / `column hi` as lo / hi: the band a plot draws around `column`."""
+    return df.rename(columns={f"{column} lo": "lo", f"{column} hi": "hi"})
+
+
+def interval_cell(value, lo, hi, fmt: str = ".3f") -> str | None:
+    """`value [lo, hi]`; the value alone where the interval is missing; None where the value is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if any(v is None or math.isnan(v) for v in (lo, hi)):
+        return f"{value:{fmt}}"
+    return f"{value:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
 def markdown(df: pd.DataFrame) -> str:
-    """A Markdown table, 3 decimals, missing values as —."""
-    return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".3f", missingval="—")
+    """A Markdown table, 3 decimals, missing values as —; a column with `c lo` / `c hi` as `value [lo, hi]`."""
+    df = df.astype(object).where(df.notna(), None)
+    for column in [c for c in df.columns if f"{c} lo" in df.columns and f"{c} hi" in df.columns]:
+        df[column] = pd.Series([interval_cell(*v) for v in zip(df[column], df[f"{column} lo"], df[f"{column} hi"])],
+                               index=df.index, dtype=object)
+        df = df.drop(columns=[f"{column} lo", f"{column} hi"])
+    return df.to_markdown(index=False, floatfmt=".3f", missingval="—")
 
 
-def save_table(df: pd.DataFrame, name: str, figures_dir: Path, title: str) -> Path:
-    """`name`.md: the title and the table (also printed)."""
-    text = f"{title}\n\n{markdown(df)}\n"
+def save_table(df: pd.DataFrame, name: str, figures_dir: Path, title: str, notes: list[str] = ()) -> Path:
+    """`name`.md: the title, the table and `notes` (e.g. paired comparisons), one per line (also printed)."""
+    text = f"{title}\n\n{markdown(df)}\n" + "".join(f"\n{note}\n" for note in notes)
     print(text)
     path = figures_dir / f"{name}.md"
     write_text(path, text)

@@ -1,7 +1,8 @@
 """Plots in the study's style: accuracy curves per run (D_Known / D_Unk / D_Held colours) or per split, metric grids.
 
 Nothing is set at import: ``style()`` applies the one seaborn theme for the figures built inside it and restores
-matplotlib's settings afterwards (a notebook keeps its own). Every function returns the Figure.
+matplotlib's settings afterwards (a notebook keeps its own). Every function returns the Figure. Where the table has
+`lo` / `hi` columns, each line carries its 95% interval as a shaded band (``lines``, ``band``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ SPLIT_LABELS = {"known": "D_Known", "unknown": "D_Unk", "held": "D_Held", "maybe
 FONT_SCALE = 1.1
 SINGLE_PANEL_FONT_SCALE = 1.2  # one small panel (fig4, fig5): larger text
 GRID_FONT_SCALE = 1.0  # many panels (fig9, families): smaller text
+BAND_ALPHA = 0.2
+LINESTYLES = ("-", "--", ":", "-.")
 
 
 @contextmanager
@@ -28,13 +31,38 @@ def style(font_scale: float = FONT_SCALE):
         yield
 
 
+def band(ax, x, lo, hi, color) -> None:
+    """Shade the 95% interval lo..hi over x in the line's colour (nothing where the interval is missing)."""
+    lo, hi = pd.Series(lo, dtype=float), pd.Series(hi, dtype=float)
+    if lo.notna().any():
+        ax.fill_between(list(x), lo, hi, color=color, alpha=BAND_ALPHA, linewidth=0)
+
+
+def lines(ax, df: pd.DataFrame, x: str, y: str, hue: str, palette: dict | None = None, style: str | None = None,
+          legend: bool = True, marker: str = "o") -> None:
+    """One line per `hue` level (and `style` level, as line styles) in order of appearance, each with its band
+    where `df` has lo / hi; colours from `palette` or the theme's cycle, as seaborn's lineplot would give them."""
+    levels = list(dict.fromkeys(df[hue]))
+    colors = palette or dict(zip(levels, sns.color_palette(n_colors=len(levels))))
+    styles = dict(zip(dict.fromkeys(df[style]), LINESTYLES * len(df))) if style else {}
+    for keys, sub in df.groupby([hue, style] if style else [hue], sort=False):
+        sub = sub.sort_values(x)
+        ax.plot(sub[x], sub[y], marker=marker, color=colors.get(keys[0]), ls=styles.get(keys[-1], "-"),
+                label=", ".join(map(str, keys)))
+        if "lo" in sub and "hi" in sub:
+            band(ax, sub[x], sub["lo"], sub["hi"], colors.get(keys[0]))
+    if legend:
+        bands = " (bands: 95% intervals)" if "lo" in df and df["lo"].notna().any() else ""
+        ax.legend(fontsize=8, title=(f"{hue}, {style}" if style else hue) + bands, title_fontsize=8)
+
+
 def _note(fig, note: str, y: float) -> None:
     if note:
         fig.text(0.5, y, note, ha="center", fontsize=8)
 
 
 def run_panels(df: pd.DataFrame, runs: list[str], splits=("known", "unknown", "held"), note: str = ""):
-    """One panel per run; in each, accuracy over epochs for each split (df: run, epoch, split, accuracy)."""
+    """One panel per run; in each, accuracy over epochs for each split (df: run, epoch, split, accuracy[, lo, hi])."""
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), sharey=True, squeeze=False)
     for ax, label in zip(axes[0], runs):
         sub = df[df["run"] == label]
@@ -43,23 +71,25 @@ def run_panels(df: pd.DataFrame, runs: list[str], splits=("known", "unknown", "h
             if not s.empty:
                 ax.plot(s["epoch"], s["accuracy"], marker="o", color=SPLIT_COLORS.get(split),
                         label=SPLIT_LABELS.get(split, split))
+                if "lo" in s and "hi" in s:
+                    band(ax, s["epoch"], s["lo"], s["hi"], SPLIT_COLORS.get(split))
         ax.set_title(label)
         ax.set_xlabel("Epoch")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("Exact-match accuracy")
-    axes[0][-1].legend(loc="best", fontsize=8)
+    axes[0][-1].legend(loc="best", fontsize=8, title="bands: 95% intervals" if "lo" in df else None, title_fontsize=8)
     _note(fig, note, -0.03)
     fig.tight_layout()
     return fig
 
 
 def split_panels(df: pd.DataFrame, splits, note: str = ""):
-    """One panel per split; in each, accuracy over epochs for each run (df: run, epoch, split, accuracy)."""
+    """One panel per split; in each, accuracy over epochs for each run (df: run, epoch, split, accuracy[, lo, hi])."""
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
     for ax, split in zip(axes[0], splits):
         sub = df[df["split"] == split]
         if not sub.empty:
-            sns.lineplot(data=sub, x="epoch", y="accuracy", hue="run", marker="o", ax=ax)
+            lines(ax, sub, "epoch", "accuracy", "run")
         ax.set_title(SPLIT_LABELS.get(split, split))
         ax.set_xlabel("Epoch")
         ax.set_ylabel("Exact-match accuracy")
@@ -69,14 +99,14 @@ def split_panels(df: pd.DataFrame, splits, note: str = ""):
 
 
 def metric_panels(frames: pd.DataFrame, metrics: list[str], note: str = ""):
-    """One panel per metric name (column 'metric'), lines per run; frames has run, epoch, metric, value."""
+    """One panel per metric name (column 'metric'), lines per run; frames has run, epoch, metric, value[, lo, hi]."""
     cols = 4
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         sub = frames[frames["metric"] == metric]
         if not sub.empty:
-            sns.lineplot(data=sub, x="epoch", y="value", hue="run", marker="o", ax=ax, legend=ax is axes.flat[0])
+            lines(ax, sub, "epoch", "value", "run", legend=ax is axes.flat[0])
         ax.set_title(metric)
         ax.set_xlabel("Epoch")
         ax.set_ylabel("")

@@ -40,6 +40,8 @@ class Profile:
     known_size: int = option(8000, "D_Known: HighlyKnown train questions sampled (at most those available)")
     unknown_size: int = option(8000, "D_Unk: Unknown train questions sampled (at most those available)")
     held_size: int | None = option(None, "D_Held: HighlyKnown dev questions sampled (None: all)")
+    allow_short: bool = option(False, "train on D_Known ∪ D_Unk even when short pools put D_Known's share more than "
+                               "10 points from the asked share")
     synthetic: int = option(10_000, "synthetic P17 facts in the §5 setting")
     epochs: int = option(10, "training epochs of every run")
     lr: float = option(5e-5, "learning rate (AdamW)")
@@ -51,6 +53,8 @@ class Profile:
     eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (None: all)")
     keep: str = option("all", "checkpoints kept: all | every:K | last:N (epoch 0 and the last always)")
     seed: int = option(0, "seed of SLiCK, the splits, the synthetic facts and training")
+    seeds: list[int] = option(help="training seeds: every run once per seed, the data staying those of --seed "
+                              "(none given: --seed alone)", default_factory=list)
     device: str | None = option(None, "cpu, cuda, cuda:N of SLiCK, training, evaluation and probes (None: cuda if "
                                 "available)",
                                 runtime=True)

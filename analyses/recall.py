@@ -14,8 +14,10 @@ read-out has gone stale; when both fail, it is gone from that layer.
 
     python -m analyses.recall [--profile quick|paper|micro] [--pool N] ...
 
-Writes figures/recall.{png,pdf,csv} (shares per run, epoch, layer and probe variant) and recall_facts.csv (per run,
-epoch and held-out fact: model correct, layer-l probe correct, forgotten by the end).
+Writes figures/recall.{png,pdf,csv} (shares per run, epoch, layer and probe variant; the stored-but-not-recalled
+share and the probe's and model's accuracy with 95% intervals over facts, and seeds with ``--seeds``, in `<share> lo`
+/ `<share> hi`) and recall_facts.csv (per run, epoch and held-out fact, and seed where there are several: model
+correct, layer-l probe correct, forgotten by the end).
 """
 from __future__ import annotations
 
@@ -25,10 +27,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from transformers import AutoConfig
 
+from probekit import stats
 from probekit.capture import Prober
 from probekit.checkpoints import weights_stamp
 from probekit.config import option
@@ -42,7 +44,8 @@ from probekit.models import default_device, load_causal_lm, load_tokenizer, reso
 from training.entityquestions import load_relation
 
 from .frames import correct_matrix
-from .outputs import caption, save_csv, write_outputs
+from .outputs import band_of, interval_cell, save_csv, write_outputs
+from .plots import band, lines
 from .runs import Trained
 from .skeleton import Analysis, standard_plan
 
@@ -148,30 +151,43 @@ def render(ctx, trained: list[Trained]) -> pd.DataFrame:
     s = setup(ctx, trained)
     rows, facts = [], []
     for t in trained:
-        forgotten = _forgotten(t.records, s.counted)
+        forgotten = np.stack([_forgotten(r.records, s.counted) for r in t.replicates])  # [seeds, n]
         summary, per_fact = _over_epochs(t, s, forgotten)
         rows, facts = rows + summary, facts + per_fact
         rows += _over_layers(t, s, forgotten)
     df = pd.DataFrame(rows)
-    fig = _plot(df, s.layer, caption(ctx.profile, f"{int(s.counted.sum())} held-out facts, probe on {len(s.pool)} "
+    fig = _plot(df, s.layer, ctx.caption(f"{int(s.counted.sum())} held-out facts, probe on {len(s.pool)} "
                                                   "questions"))
     write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
     save_csv(pd.DataFrame(facts), f"{NAME}_facts", ctx.figures_dir)
     last = df[df["scope"] == "epochs"]
     last = last[last["epoch"] == last.groupby("run")["epoch"].transform("max")]
     for _, r in last.iterrows():
-        print(f"{r['run']}: epoch {r['epoch']}, layer {s.layer}: stored but not recalled "
-              f"{r['stored_not_recalled']:.3f} (probe {r['probe_accuracy']:.3f}, model {r['model_accuracy']:.3f}, "
-              f"n={r['n']}); of the {r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
+        cell = lambda c: interval_cell(r[c], r[f"{c} lo"], r[f"{c} hi"])  # noqa: E731
+        print(f"{r['run']}: epoch {r['epoch']}, layer {s.layer}: stored but not recalled {cell('stored_not_recalled')} "
+              f"(probe {cell('probe_accuracy')}, model {cell('model_accuracy')}, n={r['n']}); of the "
+              f"{r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
     return df
 
 
 def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> dict:
-    """One CSV row; `forgotten` [n] marks the facts the run forgot (right at its peak epoch, wrong at the last):
-    forgotten_stored is the share of those the probe still reads."""
-    return {"scope": scope, "run": label, "epoch": epoch, "layer": layer, "variant": variant, "n": int(len(probe_ok)),
-            **recall_shares(probe_ok, model_ok), "forgotten": int(forgotten.sum()),
-            "forgotten_stored": float(probe_ok[forgotten].mean()) if forgotten.any() else float("nan")}
+    """One CSV row from [seeds, n] bool arrays over the counted held-out facts: ``recall_shares`` averaged over the
+    seeds, the main shares followed by their 95% interval over seeds and facts; `forgotten` marks the facts
+    each seed's run forgot (right at its peak epoch, wrong at the last): forgotten_stored is the share of those the
+    probe still reads."""
+    shares = [{**recall_shares(p, m), "forgotten": int(f.sum()),
+               "forgotten_stored": float(p[f].mean()) if f.any() else float("nan")}
+              for p, m, f in zip(probe_ok, model_ok, forgotten)]
+    values = shares[0] if len(shares) == 1 else {k: float(pd.Series([x[k] for x in shares]).mean()) for k in shares[0]}
+    items = {"stored_not_recalled": probe_ok & ~model_ok, "probe_accuracy": probe_ok, "model_accuracy": model_ok}
+    row = {"scope": scope, "run": label, "epoch": epoch, "layer": layer, "variant": variant,
+           "n": int(probe_ok.shape[1])}
+    for name, value in values.items():
+        row[name] = value
+        if name in items:
+            est = stats.seeds_curve_ci(items[name][:, None, :])
+            row[f"{name} lo"], row[f"{name} hi"] = float(est.lo[0]), float(est.hi[0])
+    return row
 
 
 def _forgotten(records: list[dict], counted: np.ndarray) -> np.ndarray:
@@ -185,56 +201,62 @@ def _model_correct(record: dict, counted: np.ndarray) -> np.ndarray:
 
 
 def _over_epochs(t: Trained, s: Setup, forgotten: np.ndarray) -> tuple[list[dict], list[dict]]:
-    """The fixed layer-l probe at every epoch, on the run's cached probe states → (summary rows, per-fact rows)."""
+    """The fixed layer-l probe at every epoch, on each seed's cached probe states → (summary rows, per-fact rows;
+    these with a seed column where there are several seeds)."""
     rows, facts = [], []
     kept = [f for f, c in zip(s.held, s.counted) if c]
-    for m in t.records:
-        states = t.dir.probe_states(m["epoch"])["held_states"][: len(s.held)]
-        probe_ok = probe_correct(s.fixed[s.layer - 1], states, s.held)[s.counted]
-        model_ok = _model_correct(m, s.counted)
+    several = len(t.replicates) > 1
+    for i, m in enumerate(t.records):
+        probe_ok = np.stack([probe_correct(s.fixed[s.layer - 1], r.dir.probe_states(m["epoch"])["held_states"]
+                                           [: len(s.held)], s.held)[s.counted] for r in t.replicates])
+        model_ok = np.stack([_model_correct(r.records[i], s.counted) for r in t.replicates])
         rows.append(_row("epochs", t.label, m["epoch"], s.layer, "fixed", probe_ok, model_ok, forgotten))
-        facts += [{"run": t.label, "epoch": m["epoch"], "entity": f.entity, "answer": f.answer, "model_correct": mo,
-                   "probe_correct": po, "forgotten": fo} for f, mo, po, fo in zip(kept, model_ok, probe_ok, forgotten)]
+        for r, po, mo, fo in zip(t.replicates, probe_ok, model_ok, forgotten):
+            seed = {"seed": r.seed} if several else {}
+            facts += [{"run": t.label, **seed, "epoch": m["epoch"], "entity": f.entity, "answer": f.answer,
+                       "model_correct": a, "probe_correct": b, "forgotten": c} for f, a, b, c in zip(kept, mo, po, fo)]
     return rows, facts
 
 
 def _over_layers(t: Trained, s: Setup, forgotten: np.ndarray) -> list[dict]:
-    """Every layer on θ0 and on each checkpoint kept on disk: the fixed probe and a refitted one."""
+    """Every layer on θ0 and on each checkpoint kept on disk (at every seed): the fixed probe and a refitted one."""
     rows = []
-    for m in t.records:
-        path = t.dir.checkpoint(m["epoch"])
-        if not (path / "config.json").is_file():  # not kept
+    for k, m in enumerate(t.records):
+        paths = [r.dir.checkpoint(m["epoch"]) for r in t.replicates]
+        if not all((path / "config.json").is_file() for path in paths):  # not kept
             continue
-        states = s.theta0 if m["epoch"] == 0 else layer_states(
-            path, s.tokenizer, s.pool + s.held, s.prompt_format, t.dir.path / "recall" / f"{path.name}.safetensors")
-        model_ok = _model_correct(m, s.counted)
-        for i, at_layer in enumerate(states):
-            held_states = at_layer[len(s.pool):]
-            rows.append(_row("layers", t.label, m["epoch"], i + 1, "fixed",
-                             probe_correct(s.fixed[i], held_states, s.held)[s.counted], model_ok, forgotten))
-            refit = s.fixed[i] if m["epoch"] == 0 else fit_probes(at_layer[: len(s.pool)], s.pool, s.C)
-            rows.append(_row("layers", t.label, m["epoch"], i + 1, "refit",
-                             probe_correct(refit, held_states, s.held)[s.counted], model_ok, forgotten))
+        states = [s.theta0 if m["epoch"] == 0 else layer_states(
+            path, s.tokenizer, s.pool + s.held, s.prompt_format, r.dir.path / "recall" / f"{path.name}.safetensors")
+            for r, path in zip(t.replicates, paths)]  # per seed [L, P + N, d]
+        model_ok = np.stack([_model_correct(r.records[k], s.counted) for r in t.replicates])
+        for i in range(len(states[0])):
+            held = [at[i][len(s.pool):] for at in states]
+            refits = [s.fixed[i] if m["epoch"] == 0 else fit_probes(at[i][: len(s.pool)], s.pool, s.C)
+                      for at in states]
+            for variant, probes in (("fixed", [s.fixed[i]] * len(states)), ("refit", refits)):
+                probe_ok = np.stack([probe_correct(p, h, s.held)[s.counted] for p, h in zip(probes, held)])
+                rows.append(_row("layers", t.label, m["epoch"], i + 1, variant, probe_ok, model_ok, forgotten))
     return rows
 
 
 def _plot(df: pd.DataFrame, layer: int, note: str):
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     at_l = df[df["scope"] == "epochs"]
-    sns.lineplot(data=at_l, x="epoch", y="stored_not_recalled", hue="run", palette=COLORS, marker="o", ax=axes[0])
+    lines(axes[0], band_of(at_l, "stored_not_recalled"), "epoch", "stored_not_recalled", "run", palette=COLORS)
     axes[0].set_title(f"Stored but not recalled (fixed probe, layer {layer})", fontsize=10)
     axes[0].set_ylabel("Share of held-out facts")
     for label, sub in at_l.groupby("run"):
-        axes[1].plot(sub["epoch"], sub["probe_accuracy"], marker="o", color=COLORS.get(label), label=f"{label}: probe")
-        axes[1].plot(sub["epoch"], sub["model_accuracy"], marker="s", ls="--", color=COLORS.get(label),
-                     label=f"{label}: model")
+        for column, marker, ls in (("probe_accuracy", "o", "-"), ("model_accuracy", "s", "--")):
+            axes[1].plot(sub["epoch"], sub[column], marker=marker, ls=ls, color=COLORS.get(label),
+                         label=f"{label}: {column.split('_')[0]}")
+            band(axes[1], sub["epoch"], sub[f"{column} lo"], sub[f"{column} hi"], COLORS.get(label))
     axes[1].set_title("Probe vs model accuracy on D_Held", fontsize=10)
     axes[1].set_xlabel("epoch")
     axes[1].legend(fontsize=7)
     sweep = df[df["scope"] == "layers"]
     last = sweep[sweep["epoch"] == sweep.groupby("run")["epoch"].transform("max")]
-    sns.lineplot(data=last, x="layer", y="stored_not_recalled", hue="run", style="variant", palette=COLORS,
-                 ax=axes[2])
+    lines(axes[2], band_of(last, "stored_not_recalled"), "layer", "stored_not_recalled", "run", palette=COLORS,
+          style="variant", marker="")
     axes[2].axvline(layer, color="grey", lw=0.8, ls=":")
     axes[2].set_title("Last kept checkpoint, every layer", fontsize=10)
     axes[2].set_ylabel("Stored but not recalled")

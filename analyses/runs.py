@@ -1,10 +1,16 @@
 """The training runs an analysis needs: planned as RunConfig dicts, kept in folders named by their config hash (so
 figures that need the same run share it, a second invocation reuses it and a half-finished run resumes).
+
+Seeds: ``--seed`` seeds the data (SLiCK, the splits, the synthetic facts) and, by default, training; ``--seeds 0 1 2``
+repeats every planned run once per *training* seed while the data stay those of ``--seed``, so every seed sees the
+same held-out facts and intervals can resample seeds and facts together. The run at ``--seed`` is the very run a
+single-seed invocation trains (same config, same folder); runs at other seeds differ only in the config's `seed`,
+and every analysis shares them per seed.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from training.config import RunConfig, run_key
@@ -36,10 +42,20 @@ class Trained:
     run: Run
     dir: RunDir
     records: list[dict]
+    others: list[Trained] = field(default_factory=list)  # the same run at the other training seeds (--seeds)
 
     @property
     def label(self) -> str:
         return self.run.label
+
+    @property
+    def replicates(self) -> list[Trained]:
+        """This run at every training seed, the first seed (this one) first; just itself without ``--seeds``."""
+        return [self, *self.others]
+
+    @property
+    def seed(self) -> int | None:
+        return self.run.config.get("seed")
 
 
 def _nonempty(path: str | None) -> str | None:
@@ -73,6 +89,28 @@ def standard_runs(profile: Profile, data: dict[str, str]) -> dict[str, Run]:
     }
 
 
+def training_seeds(profile: Profile) -> list[int]:
+    """The training seeds of an analysis: ``--seeds``, else ``--seed`` alone."""
+    return list(dict.fromkeys(profile.seeds)) or [profile.seed]
+
+
+def with_seed(run: Run, seed: int) -> Run:
+    """The same run trained from another seed (the data unchanged)."""
+    return replace(run, config={**run.config, "seed": seed})
+
+
+def seeded(runs: list[Run], seeds: list[int]) -> list[list[Run]]:
+    """Each planned run once per training seed, in the order of `seeds`."""
+    return [[with_seed(run, s) for s in seeds] for run in runs]
+
+
+def ensure_replicates(runs: list[Run], runs_dir: Path) -> Trained:
+    """Train (or reuse) one run at each of its seeds → the first seed's Trained, the others in `others`."""
+    first, *others = [ensure_run(run, runs_dir) for run in runs]
+    first.others = others
+    return first
+
+
 def run_folder(run: Run, runs_dir: Path) -> RunDir:
     """The run's folder: an existing one with the same config hash (whatever label made it), else a new one."""
     key = run.key()
@@ -95,9 +133,11 @@ def print_plan(name: str, profile: Profile, runs: list[Run]) -> None:
     """A dry run's output: the runs, their sizes and a rough estimate of tokens and time."""
     models = dict.fromkeys(model_label(r.config["model"]) for r in runs) or [model_label(profile.model)]
     print(f"analyses.{name} — profile {profile.name}, model {', '.join(models)}")
+    several = len({r.config.get("seed") for r in runs}) > 1
     for run in runs:
         c = run.config
         label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
+        label += f" [seed {c.get('seed')}]" if several else ""
         n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
                                      profile.known_size + profile.unknown_size)
         tokens = n_train * TOKENS_PER_FACT * c["epochs"]

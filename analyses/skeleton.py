@@ -3,7 +3,9 @@
 
 A module declares ``ANALYSIS = Analysis(NAME, __doc__, plan, render, ...)``; ``plan(ctx, data)`` returns the Runs
 (``data`` is ``Data`` or, in a dry run, ``Placeholders``: the same calls), ``render(ctx, trained)`` gets them
-trained, inside the figures' ``style()``. ``python -m analyses.<name>`` goes through ``Analysis.cli``.
+trained, inside the figures' ``style()``: one ``Trained`` per planned run, its other training seeds (``--seeds``) in
+``Trained.others``. A dry run also prints the smallest ΔD_Held difference the planned D_Held detects.
+``python -m analyses.<name>`` goes through ``Analysis.cli``.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from typing import Any
 from probekit.config import add_arguments, from_namespace
 from probekit.errors import run_cli
 
-from .data import Data, Placeholders
-from .outputs import FIGURES
+from .comparisons import power_line
+from .data import Data, Placeholders, shortfall_note
+from .outputs import FIGURES, caption
 from .plots import FONT_SCALE, style
 from .profiles import PROFILES, Profile
-from .runs import Run, Trained, ensure_run, print_plan, standard_runs
+from .runs import Run, Trained, ensure_replicates, print_plan, seeded, standard_runs, training_seeds
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -40,6 +43,12 @@ class Context:
     figures_dir: Path
     dry_run: bool
     started: float = field(default_factory=time.perf_counter)
+    shortfall: str = ""  # the splits' pool shortfalls (``data.shortfall_note``), once the data exist
+
+    def caption(self, extra: str = "", models: list[str] | None = None) -> str:
+        """The figure's caption (``outputs.caption``), naming any pool that was smaller than asked."""
+        short = f"pools short: {self.shortfall}" if self.shortfall else ""
+        return caption(self.profile, ", ".join(p for p in (extra, short) if p), models)
 
     def seconds(self) -> float:
         """Seconds since the analysis started (data, runs and computation)."""
@@ -92,12 +101,18 @@ class Analysis:
     def main(self, argv: list[str] | None = None):
         """Dry run: print the plan, return None. Otherwise ensure the runs and return what render returns."""
         ctx = self.context(argv)
+        seeds = training_seeds(ctx.profile)
         if ctx.dry_run:
-            print_plan(self.name, ctx.profile, self.plan(ctx, Placeholders()))
+            print_plan(self.name, ctx.profile, [r for group in seeded(self.plan(ctx, Placeholders()), seeds)
+                                                for r in group])
             if self.describe is not None:
                 print(self.describe(ctx))
+            print(power_line(ctx.profile))
             return None
-        trained = [ensure_run(run, ctx.runs_dir) for run in self.plan(ctx, Data(ctx.runs_dir))]
+        trained = [ensure_replicates(group, ctx.runs_dir) for group in seeded(self.plan(ctx, Data(ctx.runs_dir)),
+                                                                              seeds)]
+        known = next((t.run.config["known"] for t in trained if t.run.config.get("known")), None)
+        ctx.shortfall = shortfall_note(known) if known else ""  # the splits' manifest, beside their files
         with style(self.font_scale):
             return self.render(ctx, trained)
 

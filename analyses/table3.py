@@ -1,5 +1,8 @@
 """Table 3: fine-grained freezing — train only q, k, v, o, gate+up or down (Appendix C).
 
+Last-epoch accuracy as `value [lo, hi]` (95% intervals); each group's D_Held against the q-only run's as a paired
+difference with McNemar's p.
+
     python -m analyses.table3 [--profile quick|paper|micro] ...
 """
 from __future__ import annotations

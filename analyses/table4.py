@@ -1,7 +1,8 @@
 """Table 4: forgetting is driven by the key, not the value — ΔD_Held for key type × value type (Appendix E).
 
 SFT on D_Known ∪ n synthetic P17 facts for semantic / UUID keys crossed with real / semantic / UUID country values
-(the study: n = 10^6; the quick profile: 64, shared with fig4's runs).
+(the study: n = 10^6; the quick profile: 64, shared with fig4's runs). Every number as `value [lo, hi]` (95%
+intervals); for each value type, UUID against semantic keys as a paired difference with McNemar's p.
 
     python -m analyses.table4 [--profile quick|paper|micro] [--synthetic N] ...
 """
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .frames import forgetting, last_accuracy
-from .outputs import caption, save_csv, save_table
+from .comparisons import comparison_lines
+from .frames import estimate
+from .outputs import interval_columns, save_csv, save_table
 from .profiles import synthetic_profile
 from .runs import Run, run_config
 from .skeleton import Analysis
@@ -29,12 +31,16 @@ def plan(ctx, data) -> list[Run]:
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    table = pd.DataFrame([{"key type": k, "value type": v, "ΔD_Held (pp)": forgetting(t.records),
-                           "D_Unk": last_accuracy(t.records, "unknown"), "D_Known": last_accuracy(t.records, "known")}
-                          for (k, v), t in zip(CELLS, trained)])
+    runs = dict(zip(CELLS, trained))
+    table = pd.DataFrame([{"key type": k, "value type": v,
+                           **interval_columns("ΔD_Held (pp)", estimate(t, "forgetting")),
+                           **interval_columns("D_Unk", estimate(t, "last", "unknown")),
+                           **interval_columns("D_Known", estimate(t, "last", "known"))}
+                          for (k, v), t in runs.items()])
     save_csv(table, NAME, ctx.figures_dir)
-    title = f"Key type × value type, {ctx.profile.synthetic} facts — {caption(ctx.profile)}"
-    save_table(table, NAME, ctx.figures_dir, title)
+    title = f"Key type × value type, {ctx.profile.synthetic} facts — {ctx.caption()}"
+    notes = comparison_lines([(runs["uuid", v], runs["semantic", v]) for v in ("real", "semantic", "uuid")])
+    save_table(table, NAME, ctx.figures_dir, title, notes)
     print(f"done in {ctx.seconds():.0f} s")
     return table
 

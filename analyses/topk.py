@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .frames import forgetting, last_accuracy, split_accuracy
-from .outputs import caption, save_table, write_outputs
+from .comparisons import forgetting_lines
+from .frames import estimate, split_accuracy
+from .outputs import interval_columns, save_table, write_outputs
 from .plots import split_panels
 from .profiles import synthetic_profile
 from .runs import Run, run_config
@@ -36,12 +37,13 @@ def plan(ctx, data) -> list[Run]:
 
 def render(ctx, trained):
     df = split_accuracy(trained, SPLITS)
-    note = caption(ctx.profile, f"{ctx.profile.synthetic} semantic-key synthetic facts")
+    note = ctx.caption(f"{ctx.profile.synthetic} semantic-key synthetic facts")
     write_outputs(split_panels(df, SPLITS, note=note), df, NAME, ctx.figures_dir, ctx.seconds())
-    table = pd.DataFrame([{"condition": t.label, "D_Unk (last)": last_accuracy(t.records, "unknown"),
-                           "D_Held (last)": last_accuracy(t.records, "held"), "ΔD_Held (pp)": forgetting(t.records)}
-                          for t in trained])
-    save_table(table, NAME, ctx.figures_dir, f"Distillation variants — {note}")
+    table = pd.DataFrame([{"condition": t.label,
+                           **interval_columns("D_Unk (last)", estimate(t, "last", "unknown")),
+                           **interval_columns("D_Held (last)", estimate(t, "last", "held")),
+                           **interval_columns("ΔD_Held (pp)", estimate(t, "forgetting"))} for t in trained])
+    save_table(table, NAME, ctx.figures_dir, f"Distillation variants — {note}", forgetting_lines(trained))
     return df
 
 

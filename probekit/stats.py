@@ -7,9 +7,14 @@ interval of ΔD_Held (peak → last) finds the peak inside each resample, and th
 conditions resamples the same facts for both.
 
 Outcome matrices are ``correct[epochs, facts]`` (bool): each held-out fact's greedy correctness at each epoch.
+With several training seeds they are ``[seeds, epochs, facts]``: ``seeds_curve_ci`` and ``seeds_paired_difference``
+average over seeds and resample seeds, then facts (``bootstrap_nested``: one fact resample for every seed, since
+the seeds share their facts); with one seed they are exactly ``accuracy_ci`` / ``forgetting_ci`` /
+``paired_difference``. ``auc_ci``: a ROC AUC with a bootstrap stratified by class.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +39,12 @@ class Estimate:
 
 
 def bootstrap_items(statistic: Callable[[np.ndarray], np.ndarray], n: int, *, confidence: float = CONFIDENCE,
-                    n_resamples: int = N_RESAMPLES, seed: int = 0) -> Estimate:
+                    n_resamples: int = N_RESAMPLES, seed: int = 0, batch: int | None = None) -> Estimate:
     """Interval of ``statistic(idx)`` over resamples of `n` items.
 
     statistic: item indices [B, n] → values [..., B] (vectorised over resamples; called with
     ``np.arange(n)[None]`` for the point estimate). Returns an Estimate with the statistic's leading shape.
+    batch: resamples per call of `statistic` (None: all at once; a batch draws other resamples, see ``batch_for``).
     """
     if n < 1:  # no items: nan in the statistic's shape
         with warnings.catch_warnings():
@@ -50,7 +56,7 @@ def bootstrap_items(statistic: Callable[[np.ndarray], np.ndarray], n: int, *, co
         return Estimate(value[()], value[()], value[()])
     res = stats.bootstrap((np.arange(n),), lambda idx, axis=-1: statistic(np.atleast_2d(idx)), vectorized=True,
                           n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                          rng=np.random.default_rng(seed))
+                          rng=np.random.default_rng(seed), batch=batch)
     return Estimate(value[()], res.confidence_interval.low[()], res.confidence_interval.high[()])
 
 
@@ -122,3 +128,112 @@ def detectable_difference(n: int, discordant: float = 0.1, alpha: float = 0.05, 
         if achieved >= power:
             return 100 * step / n
     return float("nan")
+
+
+MAX_ELEMENTS = 50_000_000  # per call of a statistic: above it, resamples go in batches
+
+
+def batch_for(elements_per_resample: int, n_resamples: int = N_RESAMPLES) -> int | None:
+    """Resamples per batch so that a statistic touches at most MAX_ELEMENTS values at once (None: one batch, the
+    resamples of an unbatched call; a batched call draws other, equally valid resamples)."""
+    if elements_per_resample * n_resamples <= MAX_ELEMENTS:
+        return None
+    return max(1, MAX_ELEMENTS // max(1, elements_per_resample))
+
+
+def bootstrap_nested(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray], n_seeds: int, n_items: int, *,
+                     confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0,
+                     batch: int | None = None) -> Estimate:
+    """Interval of ``statistic(seeds, items)`` over resamples of training seeds and, independently, of items.
+
+    statistic: seed indices [B, S], item indices [B, n] → values [..., B]; one item resample serves every seed (the
+    seeds share their held-out facts). One seed: exactly ``bootstrap_items`` over the items."""
+    one = lambda idx: np.zeros((len(idx), 1), int)  # noqa: E731
+    kw = dict(confidence=confidence, n_resamples=n_resamples, seed=seed, batch=batch)
+    if n_seeds == 1 or n_items < 1:
+        return bootstrap_items(lambda idx: statistic(one(idx), idx), n_items, **kw)
+    if n_items == 1:  # scipy resamples only samples of two or more: the seeds alone
+        return bootstrap_items(lambda idx: statistic(idx, one(idx)), n_seeds, **kw)
+    value = statistic(np.arange(n_seeds)[None], np.arange(n_items)[None])[..., 0]
+    res = stats.bootstrap((np.arange(n_seeds), np.arange(n_items)),
+                          lambda s, i, axis=-1: statistic(np.atleast_2d(s), np.atleast_2d(i)), vectorized=True,
+                          paired=False, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+                          rng=np.random.default_rng(seed), batch=batch)
+    return Estimate(value[()], res.confidence_interval.low[()], res.confidence_interval.high[()])
+
+
+def _curve_statistic(statistic: Callable[[np.ndarray], np.ndarray] | str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """None: the curve itself; "last": the last epoch; "forgetting": peak − last in pp; else a function
+    curve [E, B] → [..., B]."""
+    named = {None: lambda curve: curve, "last": lambda curve: curve[-1], "forgetting": _forgetting}
+    return named[statistic] if statistic is None or isinstance(statistic, str) else statistic
+
+
+def _item_mean(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """values [E, N] at item resamples idx [B, n] → mean over the resampled items [E, B]; NaN items left out."""
+    picked = values[:, idx]
+    if not np.isnan(picked).any():
+        return picked.mean(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of undefined items only: NaN
+        return np.nanmean(picked, -1)
+
+
+def seeds_curve_ci(values: np.ndarray, statistic: Callable | str | None = None, **kw) -> Estimate:
+    """A statistic of the per-epoch mean over items, averaged over seeds, with its interval (seeds, then items).
+
+    values: [S, E, N] per seed, epoch and item (bool outcomes, or per-item drift values; NaN: undefined item).
+    statistic: see ``_curve_statistic`` (None: the curve [E]; "forgetting": ΔD_Held in pp, the peak found inside
+    each resample and seed). One seed of bool outcomes: exactly ``accuracy_ci`` / ``forgetting_ci``."""
+    v = np.asarray(values, float)
+    f = _curve_statistic(statistic)
+    kw.setdefault("batch", batch_for(v.shape[1] * v.shape[2], kw.get("n_resamples", N_RESAMPLES)))
+    return _over_seeds(lambda s, idx: f(_item_mean(v[s], idx)), v.shape[0], v.shape[2], **kw)
+
+
+def seeds_paired_difference(a: np.ndarray, b: np.ndarray, statistic: Callable | str, **kw) -> Estimate:
+    """statistic(a) − statistic(b) of two conditions' outcomes [S, E, N] on the same seeds and facts, averaged
+    over seeds; one resample of seeds and facts for both. One seed: exactly ``paired_difference``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
+        raise ValueError(f"paired conditions need the same seeds and facts: {a.shape} vs {b.shape}")
+    f = _curve_statistic(statistic)
+    kw.setdefault("batch", batch_for(a.shape[1] * a.shape[2], kw.get("n_resamples", N_RESAMPLES)))
+    return _over_seeds(lambda s, idx: f(a[s][:, idx].mean(-1)) - f(b[s][:, idx].mean(-1)), a.shape[0], a.shape[2],
+                       **kw)
+
+
+def _over_seeds(per_seed: Callable[[int, np.ndarray], np.ndarray], n_seeds: int, n_items: int, **kw) -> Estimate:
+    """Interval of the mean over (resampled) seeds of per_seed(seed, items [B, n]) → [..., B]."""
+    if n_seeds == 1:
+        return bootstrap_items(lambda idx: per_seed(0, idx), n_items, **kw)
+
+    def statistic(seeds: np.ndarray, items: np.ndarray) -> np.ndarray:
+        values = np.stack([per_seed(s, items) for s in range(n_seeds)])  # [S, ..., B]
+        weights = np.stack([(seeds == s).mean(-1) for s in range(n_seeds)])  # [S, B]: each seed's share
+        return np.einsum("s...b,sb->...b", values, weights)
+
+    return bootstrap_nested(statistic, n_seeds, n_items, **kw)
+
+
+def auc_ci(positive: np.ndarray, negative: np.ndarray, *, confidence: float = CONFIDENCE,
+           n_resamples: int = N_RESAMPLES, seed: int = 0) -> Estimate:
+    """ROC AUC of two groups' scores (positive [n1], negative [n0]): the share of (positive, negative) pairs the
+    positive outranks, ties counting half (the Mann–Whitney AUC), with a percentile bootstrap that resamples each
+    group on its own (stratified: every resample keeps both). NaN for an empty group; no interval for a group of one.
+    """
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+
+    def auc(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:  # [..., n1], [..., n0] → [...]
+        a, b = p[..., :, None], q[..., None, :]
+        return ((a > b) + 0.5 * (a == b)).mean((-2, -1))
+
+    if len(pos) == 0 or len(neg) == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    value = float(auc(pos, neg))
+    if len(pos) < 2 or len(neg) < 2:
+        return Estimate(value, math.nan, math.nan)
+    res = stats.bootstrap((pos, neg), auc, vectorized=True, paired=False, n_resamples=n_resamples,
+                          confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+                          batch=batch_for(len(pos) * len(neg), n_resamples))
+    return Estimate(value, float(res.confidence_interval.low), float(res.confidence_interval.high))

@@ -1,6 +1,7 @@
 """Every analysis module end to end on a tiny random model with the micro profile (seconds each), its dry run, its
 --help, and its command line's answer to bad input."""
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,22 @@ EXPECTED = {  # module → (csv column that names the series, series it must hol
     "recall": ("run", {"SFT", "Self-distillation", "Only Known"}),
     "interference": ("run", {"SFT", "Self-distillation", "SFT, semantic keys", "Self-distillation, semantic keys",
                              "SFT, UUID keys"}),
+    "frontier": ("run", {"SFT", "Self-distillation", "Only Known"}),
+    "l2": ("run", {"SFT", "Self-distillation", "L2 to snapshot"}),
 }
 ANALYSES = list(EXPECTED) + ["families"]
+
+
+WITHOUT_INTERVALS = {"interference"}  # interference.csv is per fact (AUCs: interference_auc)
+CELL = re.compile(r"-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]")  # a table cell: value [lo, hi]
+
+
+def intervals(df):
+    """(value, lo, hi) columns of a CSV: `c` with `c lo` / `c hi`, and the column before `lo` / `hi`."""
+    out = [(c, f"{c} lo", f"{c} hi") for c in df.columns if f"{c} lo" in df and f"{c} hi" in df]
+    if "lo" in df:
+        out.append((df.columns[df.columns.get_loc("lo") - 1], "lo", "hi"))
+    return out
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -55,8 +70,15 @@ def test_module_writes_csv_and_figure(workspace, name):
     assert series <= set(df[column]), set(df[column])
     if name.startswith("table"):
         assert (figures / f"{name}.md").read_text().count("|") > 10
+        assert CELL.search((figures / f"{name}.md").read_text())
     else:
         assert (figures / f"{name}.png").stat().st_size > 1000 and (figures / f"{name}.pdf").exists()
+    if name == "interference":
+        df = pd.read_csv(figures / "interference_auc.csv")
+    assert intervals(df) or name in WITHOUT_INTERVALS, list(df.columns)
+    for value, lo, hi in intervals(df):
+        known = df[[value, lo, hi]].dropna()
+        assert (known[lo] <= known[value] + 1e-12).all() and (known[value] <= known[hi] + 1e-12).all(), value
 
 
 def test_families_runs_each_model(workspace):
@@ -77,7 +99,7 @@ def test_dry_run_of_paper_profile(name, capsys):
     module = importlib.import_module(f"analyses.{name}")
     assert module.main(["--profile", "paper", "--dry-run"]) is None
     out = capsys.readouterr().out
-    assert "profile paper" in out and "epochs=" in out
+    assert "profile paper" in out and "epochs=" in out and "80% power" in out
 
 
 def _flags(parser):
@@ -150,15 +172,15 @@ def test_a_training_error_in_an_analysis_is_one_line(workspace, tmp_path, monkey
                               "last good checkpoint kept (lower the learning rate or use fp32)"), errors
 
 
-def test_forgetting_lines_pair_conditions_on_the_same_facts():
+def test_forgetting_lines_pair_conditions_on_the_same_facts(tmp_path):
     """Each run's ΔD_Held with its interval; later runs against the first, paired, with McNemar's p."""
-    from types import SimpleNamespace
-
     from analyses.comparisons import forgetting_lines
+    from analyses.runs import Run, Trained
+    from training.run_dir import RunDir
 
     def run(label, held):  # per-epoch outcome strings of 4 held-out facts
-        return SimpleNamespace(label=label, records=[{"epoch": e, "correct": {"held": bits}}
-                                                      for e, bits in enumerate(held)])
+        return Trained(Run(label, {"seed": 0}), RunDir(tmp_path / label),
+                       [{"epoch": e, "correct": {"held": bits}} for e, bits in enumerate(held)])
     a = run("SFT", ["1111", "1111", "0011"])
     b = run("Self-distillation", ["1111", "1111", "1111"])
     lines = forgetting_lines([a, b])
@@ -166,3 +188,16 @@ def test_forgetting_lines_pair_conditions_on_the_same_facts():
     assert lines[1].startswith("Self-distillation: ΔD_Held 0.0 pp [0.0, 0.0]")
     assert lines[2].startswith("Self-distillation − SFT: ΔD_Held -50.0 pp [")
     assert "McNemar p (last epoch) 0.500" in lines[2]
+
+
+def test_seeds_train_each_run_per_seed_and_reuse_the_single_seed_runs(workspace, capsys):
+    """--seeds 0 1 trains only seed 1's runs next to the single-seed ones; the CSV averages both seeds, with bands."""
+    run_module("fig2", workspace)
+    capsys.readouterr()
+    run_module("fig2", workspace, "--seeds", "0", "1")
+    out = capsys.readouterr().out
+    assert out.count("== run:") == 2 and "× 2 seeds" in out
+    df = pd.read_csv(workspace / "figures" / "fig2.csv")
+    assert {"lo", "hi"} <= set(df.columns) and (df["lo"] <= df["accuracy"]).all()
+    run_module("fig2", workspace, "--seeds", "0", "1")
+    assert "== run:" not in capsys.readouterr().out

@@ -63,6 +63,8 @@ class SplitsSettings:
     min_highly_known: float = option(0.30, "keep relations whose dev share of HighlyKnown is at least this")
     mix: str = option("50/50", "training mix: D_Known ∪ D_Unk, or D_Known only", choices=["50/50", "only-known"])
     seed: int = option(0, "sampling seed")
+    allow_short: bool = option(False, "write a 50/50 mix even when short pools put D_Known's share more than 10 "
+                               "points from the asked share")
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _splits(s: SplitsSettings) -> None:
 
     config = SplitConfig(known=s.known_size, unknown=s.unknown_size, held=s.held_size, maybe_known=s.maybe_known_size,
                          weakly_known=s.weakly_known_size, min_highly_known=s.min_highly_known, mix=s.mix,
-                         seed=s.seed)
+                         seed=s.seed, allow_short=s.allow_short)
     folder = Path(s.slick)
     train, dev = _read_slick(folder, "train"), _read_slick(folder, "dev")
     settings = sorted({f.read_text() for f in folder.glob("*.settings.json")})
@@ -123,6 +125,8 @@ def _splits(s: SplitsSettings) -> None:
     manifest = write_splits(splits, s.out, config, keep_relations(dev, config.min_highly_known),
                             {"slick_settings": [json.loads(x) for x in settings], "slick_dir": str(folder.resolve())})
     print(f"relations kept: {', '.join(manifest['relations'])}; sizes: {manifest['sizes']}; wrote {s.out}")
+    for name, short in manifest["shortfalls"].items():
+        print(f"note: {name}: {short['asked']} asked, {short['available']} available; using {short['used']}")
 
 
 def _synthetic(s: SyntheticSettings) -> None:

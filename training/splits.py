@@ -5,8 +5,12 @@ relations, D_Known is a seeded sample of HighlyKnown *train* questions, D_Unk of
 of HighlyKnown *dev* questions, and the held-out MaybeKnown / WeaklyKnown sets come from dev too (Appendix A).
 The training mix is D_Known ∪ D_Unk (``50/50``) or D_Known alone (``only-known``).
 
+A pool smaller than asked is taken whole and recorded as a *shortfall*; a ``50/50`` mix whose share of D_Known
+ends up more than 10 points from the asked share is refused unless ``allow_short`` is set.
+
 Everything is written as JSONL the probe CLI reads (``{"question", "answers", "entity_span", "relation", ...}``)
-with ``manifest.json``: model, SLiCK settings, seed, sizes, kept relations and a content hash of every file.
+with ``manifest.json``: model, SLiCK settings, seed, sizes, shortfalls, kept relations and a content hash of every
+file.
 """
 from __future__ import annotations
 
@@ -18,11 +22,20 @@ from probekit.errors import ProbekitError
 from probekit.io import write_json, write_jsonl
 
 MIXES = ("50/50", "only-known")
+POOLS = {  # split → (SLiCK split, category, name; the name also seeds its sample)
+    "known": ("train", "HighlyKnown", "D_Known"),
+    "unknown": ("train", "Unknown", "D_Unk"),
+    "held": ("dev", "HighlyKnown", "D_Held"),
+    "maybe_known": ("dev", "MaybeKnown", "held-out MaybeKnown"),
+    "weakly_known": ("dev", "WeaklyKnown", "held-out WeaklyKnown"),
+}
+MAX_SHARE_GAP = 0.10  # the most D_Known's share of the 50/50 mix may differ from the asked share
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Sizes (None: every eligible question) and the relation filter; the study: 8,000 + 8,000, 30%."""
+    """Sizes (None: every eligible question) and the relation filter; the study: 8,000 + 8,000, 30%.
+    `allow_short`: accept a 50/50 mix that short pools put more than 10 points off the asked share."""
 
     known: int = 8000
     unknown: int = 8000
@@ -32,6 +45,11 @@ class SplitConfig:
     min_highly_known: float = 0.30
     mix: str = "50/50"
     seed: int = 0
+    allow_short: bool = False
+
+    def asked(self) -> dict[str, int | None]:
+        """Split → the size asked for (None: all)."""
+        return {name: getattr(self, name) for name in POOLS}
 
 
 def highly_known_share(records: list[dict]) -> float:
@@ -44,12 +62,37 @@ def keep_relations(dev: dict[str, list[dict]], threshold: float) -> list[str]:
 
 
 def _sample(pool: list[dict], size: int | None, name: str, seed: int) -> list[dict]:
+    """`size` questions of `pool` (seeded by `name`); all of a pool smaller than asked, in seeded order."""
     if size is None:
         return list(pool)
-    if size > len(pool):
-        raise ProbekitError(f"{name}: asked for {size} questions but only {len(pool)} are eligible; ask for fewer "
-                            "or classify more questions with SLiCK")
-    return random.Random(f"{seed}:{name}").sample(pool, size)
+    return random.Random(f"{seed}:{name}").sample(pool, min(size, len(pool)))
+
+
+def shortfalls(asked: dict[str, int | None], sizes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Splits smaller than asked → {"asked", "available", "used"}. A short split takes its whole pool, so the
+    questions available are those used."""
+    return {name: {"asked": n, "available": sizes[name], "used": sizes[name]}
+            for name, n in asked.items() if n is not None and sizes[name] < n}
+
+
+def known_shares(asked: dict[str, int | None], sizes: dict[str, int]) -> tuple[float, float]:
+    """D_Known's share of D_Known ∪ D_Unk: (asked, realised); an unset size counts as the size used."""
+    def share(known: int, unknown: int) -> float:
+        return known / (known + unknown) if known + unknown else 0.0
+
+    want = {name: sizes[name] if asked.get(name) is None else asked[name] for name in ("known", "unknown")}
+    return share(want["known"], want["unknown"]), share(sizes["known"], sizes["unknown"])
+
+
+def check_mix(asked: dict[str, int | None], sizes: dict[str, int]) -> None:
+    """Refuse a D_Known ∪ D_Unk mix whose share of D_Known is more than 10 points from the asked share."""
+    want, got = known_shares(asked, sizes)
+    if round(abs(got - want), 9) <= MAX_SHARE_GAP:
+        return
+    short = "; ".join(f"{POOLS[name][2]}: asked for {s['asked']:,} questions but only {s['available']:,} are eligible"
+                      for name, s in shortfalls(asked, sizes).items() if name in ("known", "unknown"))
+    raise ProbekitError(f"training mix: D_Known would be {got:.1%} of D_Known ∪ D_Unk, not the {want:.1%} asked "
+                        f"({short}); pass --allow-short to train on it anyway, or ask for sizes that exist")
 
 
 def make_splits(train: dict[str, list[dict]], dev: dict[str, list[dict]], config: SplitConfig) -> dict[str, list[dict]]:
@@ -60,20 +103,15 @@ def make_splits(train: dict[str, list[dict]], dev: dict[str, list[dict]], config
     if not kept:
         shares = ", ".join(f"{r} {highly_known_share(v):.0%}" for r, v in sorted(dev.items()))
         raise ProbekitError(f"no relation has ≥ {config.min_highly_known:.0%} HighlyKnown dev questions ({shares})")
-
-    def pool(records: dict[str, list[dict]], category: str) -> list[dict]:
-        return [r for rel in kept for r in records.get(rel, []) if r["category"] == category]
-
-    s = config.seed
-    out = {
-        "known": _sample(pool(train, "HighlyKnown"), config.known, "D_Known", s),
-        "unknown": _sample(pool(train, "Unknown"), config.unknown, "D_Unk", s),
-        "held": _sample(pool(dev, "HighlyKnown"), config.held, "D_Held", s),
-        "maybe_known": _sample(pool(dev, "MaybeKnown"), config.maybe_known, "held-out MaybeKnown", s),
-        "weakly_known": _sample(pool(dev, "WeaklyKnown"), config.weakly_known, "held-out WeaklyKnown", s),
-    }
+    records = {"train": train, "dev": dev}
+    out = {}
+    for name, (split, category, label) in POOLS.items():
+        pool = [r for rel in kept for r in records[split].get(rel, []) if r["category"] == category]
+        out[name] = _sample(pool, config.asked()[name], label, config.seed)
+    if config.mix == "50/50" and not config.allow_short:
+        check_mix(config.asked(), {name: len(v) for name, v in out.items()})
     train_mix = out["known"] + (out["unknown"] if config.mix == "50/50" else [])
-    out["train"] = random.Random(f"{s}:train").sample(train_mix, len(train_mix))
+    out["train"] = random.Random(f"{config.seed}:train").sample(train_mix, len(train_mix))
     return out
 
 
@@ -82,14 +120,16 @@ _KEEP = ("question", "answers", "entity_span", "relation", "category", "p_greedy
 
 def write_splits(splits: dict[str, list[dict]], out_dir: str | Path, config: SplitConfig, kept: list[str],
                  provenance: dict) -> dict:
-    """Write ``<name>.jsonl`` per split and ``manifest.json``; returns the manifest."""
+    """Write ``<name>.jsonl`` per split and ``manifest.json`` (with the shortfalls of `config`'s sizes, {} when
+    none); returns the manifest."""
     out_dir = Path(out_dir)
     hashes = {}
     for name, records in splits.items():
         hashes[name] = write_jsonl(out_dir / f"{name}.jsonl", ({k: r[k] for k in _KEEP if k in r} for r in records))
+    sizes = {k: len(v) for k, v in splits.items()}
     manifest = {
-        "config": asdict(config), "relations": kept, "sizes": {k: len(v) for k, v in splits.items()},
-        "sha256": hashes, **provenance,
+        "config": asdict(config), "relations": kept, "sizes": sizes,
+        "shortfalls": shortfalls(config.asked(), sizes), "sha256": hashes, **provenance,
     }
     write_json(out_dir / "manifest.json", manifest)
     return manifest

@@ -1,0 +1,97 @@
+"""The drift metrics of a trained run item by item, from the states its per-epoch probe cached, with 95% bands.
+
+The trainer's probe records only each metric's mean (metrics.jsonl "probe"), but it caches every model's captured
+tensors (probes/states/<epoch>.safetensors). From them this module recomputes the per-item values whose mean each
+metric is (``probekit.metrics``): RD and MTD per held-out fact, NS per fact of its subsample S, Rank-ρ, NTR and JSD
+per (unknown, held) answer pair, with the probe's default settings (the trainer's: k, |S|, pair cap and seed). A
+metric whose item mean does not reproduce the recorded value (other settings, missing states) gets no interval.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probekit import metrics as M
+from probekit import stats
+from probekit.drift_probe import ProbeConfig
+from probekit.entities import read_facts
+from probekit.errors import ProbekitError
+
+from .frames import probe_frame, seed_frame
+from .runs import Trained
+
+TOLERANCE = 1e-6  # relative: NS sums in another order
+
+
+def _pairs(config: dict, held_answers: list[str]) -> torch.Tensor | None:
+    if not config.get("unknown"):
+        return None
+    probe = ProbeConfig()
+    return M.answer_pairs([f.answer for f in read_facts(config["unknown"])], held_answers, probe.max_pairs,
+                          probe.seed)
+
+
+def _items(b: dict, s: dict, ns_rows: torch.Tensor, pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per-item values of every metric the states allow: θ0's tensors `b`, a checkpoint's `s` (as DriftProbe)."""
+    out = {"RD": M.rd_items(b["held_states"], s["held_states"]),
+           "NS": M.ns_items(b["held_states"][ns_rows], s["held_states"][ns_rows])}
+    new_key = "new_states" if "new_states" in s else "unk_states" if "unk_states" in s else None
+    if new_key:
+        out["MTD"] = M.mtd_items(b["held_states"], s["held_states"], b[new_key], s[new_key])
+    if pairs is not None and "unk_at_base_topk" in s and len(pairs) == len(s["unk_at_base_topk"]):
+        u, h = pairs[:, 0], pairs[:, 1]
+        base_at_i = b["held_topk_values"][h]
+        out["Rank-rho"] = M.spearman_rows(s["unk_at_base_topk"], base_at_i)
+        out["NTR"] = M.ntr_rows(s["unk_topk"][u], s["held_topk"][h])
+        out["JSD"] = M.jsd_rows(s["unk_at_base_topk"], base_at_i)
+    return out
+
+
+def item_values(t: Trained) -> dict[str, np.ndarray]:
+    """Metric → [epochs, items] for one seed's run (the epochs that were probed); only metrics whose item means
+    reproduce the recorded values. Empty when the run's states are missing."""
+    held = read_facts(t.run.config["held"])
+    ns_rows = M.ns_subsample(len(held), ProbeConfig().ns_sample, ProbeConfig().seed)
+    pairs = _pairs(t.run.config, [f.answer for f in held])
+    probed = [m for m in t.records if m.get("probe")]
+    try:
+        base = t.dir.probe_states(None)
+        per_epoch = [_items(base, t.dir.probe_states(m["epoch"]), ns_rows, pairs) for m in probed]
+    except ProbekitError:
+        return {}
+    values = {}
+    for metric in per_epoch[0] if per_epoch else []:
+        items = np.stack([e[metric].numpy() for e in per_epoch])
+        recorded = np.array([m["probe"].get(metric, np.nan) for m in probed])
+        with np.errstate(invalid="ignore"):
+            means = np.array([np.nanmean(row) if (~np.isnan(row)).any() else np.nan for row in items])
+        if np.allclose(means, recorded, rtol=TOLERANCE, atol=1e-12, equal_nan=True):
+            values[metric] = items
+    return values
+
+
+def drift_frame(t: Trained) -> pd.DataFrame:
+    """run, epoch, metric, value (the recorded metric, mean over seeds), lo, hi (95% band over seeds and items:
+    facts for RD, NS, MTD, pairs for Rank-ρ, NTR, JSD; NaN where the items are not available)."""
+    df = seed_frame(t, probe_frame, ["run", "epoch", "metric"])
+    if df.empty:
+        return df.assign(lo=[], hi=[])
+    per_seed = [item_values(r) for r in t.replicates]
+    epochs = [m["epoch"] for m in t.records if m.get("probe")]
+    bands = []
+    for metric in dict.fromkeys(df["metric"]):
+        if not all(metric in v for v in per_seed) or len({v[metric].shape for v in per_seed}) > 1:
+            continue
+        band = stats.seeds_curve_ci(np.stack([v[metric] for v in per_seed]))
+        bands.append(pd.DataFrame({"run": t.label, "epoch": epochs, "metric": metric, "lo": band.lo, "hi": band.hi}))
+    if not bands:
+        return df.assign(lo=np.nan, hi=np.nan)
+    return df.merge(pd.concat(bands, ignore_index=True), how="left", on=["run", "epoch", "metric"])
+
+
+def missing_intervals(df: pd.DataFrame) -> str:
+    """A note naming the metrics of a drift table that have no interval (empty when every one has)."""
+    missing = sorted(set(df.loc[df["lo"].isna(), "metric"]))
+    return (f"note: no per-item values for {', '.join(missing)} in the runs' cached probe states, so no interval"
+            if missing else "")

@@ -1,0 +1,204 @@
+"""Uncertainty on every number: intervals over seeds and facts against plain loops, the AUC's interval, the tables
+and figures that carry them (lo / hi, `value [lo, hi]`, bands), comparisons, --seeds plans and the dry run's power."""
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+
+from probekit import stats as S
+
+
+def ref_nested_forgetting(values, resamples, seed):
+    """ΔD_Held averaged over seeds, by a plain loop: resample seeds, then facts (one fact resample for every seed)."""
+    rng = np.random.default_rng(seed)
+    n_seeds, epochs, n = values.shape
+    out = []
+    for _ in range(resamples):
+        seeds, facts = rng.integers(0, n_seeds, n_seeds), rng.integers(0, n, n)
+        per_seed = []
+        for s in seeds:
+            acc = [sum(values[s, e, i] for i in facts) / n for e in range(epochs)]
+            per_seed.append(100 * (max(acc) - acc[-1]))
+        out.append(sum(per_seed) / n_seeds)
+    return np.percentile(out, 2.5), np.percentile(out, 97.5)
+
+
+def test_seeds_interval_matches_plain_loop():
+    rng = np.random.default_rng(7)
+    rates = np.array([[[0.8], [0.7], [0.6]], [[0.8], [0.75], [0.7]], [[0.8], [0.6], [0.55]]])  # [seeds, epochs, 1]
+    values = rng.random((3, 3, 60)) < rates
+    est = S.seeds_curve_ci(values, "forgetting", n_resamples=10000)
+    acc = values.mean(2)
+    assert est.value == pytest.approx(np.mean(100 * (acc.max(1) - acc[:, -1])))
+    lo, hi = ref_nested_forgetting(values, 4000, 1)
+    step = 100 / 60  # Monte Carlo noise of two independent runs stays within one fact
+    assert abs(est.lo - lo) <= step and abs(est.hi - hi) <= step
+
+
+def test_one_seed_is_exactly_the_fact_bootstrap():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((4, 50)) < 0.6, rng.random((4, 50)) < 0.5
+    for got, want in [(S.seeds_curve_ci(a[None]), S.accuracy_ci(a)),
+                      (S.seeds_curve_ci(a[None], "forgetting"), S.forgetting_ci(a)),
+                      (S.seeds_paired_difference(a[None], b[None], "last"), S.paired_difference(a, b, "last"))]:
+        assert np.array_equal(got.value, want.value) and np.array_equal(got.lo, want.lo)
+        assert np.array_equal(got.hi, want.hi)
+
+
+def test_large_inputs_go_in_batches_of_resamples():
+    """Above MAX_ELEMENTS values per call the resamples go in batches: other draws, the same interval within noise."""
+    rng = np.random.default_rng(4)
+    values = rng.random((2, 3, 400)) < 0.5
+    whole, batched = S.seeds_curve_ci(values, "last"), S.seeds_curve_ci(values, "last", batch=97)
+    assert S.batch_for(3 * 400) is None and S.batch_for(21 * 8000) == S.MAX_ELEMENTS // (21 * 8000)
+    assert whole.value == batched.value and abs(whole.lo - batched.lo) < 0.02 and abs(whole.hi - batched.hi) < 0.02
+
+
+def test_seeds_are_resampled():
+    """Two seeds that disagree on every fact: the interval spans both, though each seed alone is certain."""
+    values = np.stack([np.ones((2, 30), bool), np.stack([np.ones(30, bool), np.zeros(30, bool)])])
+    est = S.seeds_curve_ci(values, "last")
+    assert est.value == 0.5 and est.lo == 0.0 and est.hi == 1.0
+    assert S.seeds_curve_ci(values[:1], "last").lo == 1.0
+
+
+def test_auc_interval():
+    from probekit.interference import permutation_auc
+
+    rng = np.random.default_rng(2)
+    pos, neg = rng.normal(1, 1, 20), rng.normal(0, 1, 60)
+    est = S.auc_ci(pos, neg)
+    labels = np.r_[np.ones(20, bool), np.zeros(60, bool)]
+    assert est.value == pytest.approx(permutation_auc(np.r_[pos, neg], labels, 10).auc)
+    assert 0.5 < est.lo < est.value < est.hi <= 1
+    assert np.isnan(S.auc_ci([], neg).value) and np.isnan(S.auc_ci([1.0], neg).lo)
+
+
+def _trained(label, per_seed, tmp_path):
+    """A Trained run from per-seed lists of per-epoch held-out outcome strings ("0110")."""
+    from analyses.runs import Run, Trained
+    from training.run_dir import RunDir
+
+    reps = [Trained(Run(label, {"seed": s}), RunDir(tmp_path / f"{label}-{s}"),
+                    [{"epoch": e, "accuracy": {"held": bits.count("1") / len(bits)}, "correct": {"held": bits}}
+                     for e, bits in enumerate(epochs)]) for s, epochs in enumerate(per_seed)]
+    reps[0].others = reps[1:]
+    return reps[0]
+
+
+def test_accuracy_tables_carry_intervals_over_seeds(tmp_path):
+    from analyses.frames import estimate, run_accuracy
+
+    one = _trained("SFT", [["1111", "1100"]], tmp_path)
+    df = run_accuracy(one)
+    assert df["accuracy"].tolist() == [1.0, 0.5] and list(df.columns) == ["run", "epoch", "split", "accuracy", "lo",
+                                                                         "hi"]
+    want = S.accuracy_ci(np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool))
+    assert df["lo"].tolist() == want.lo.tolist() and df["hi"].tolist() == want.hi.tolist()
+    two = _trained("SFT", [["1111", "1100"], ["1111", "1110"]], tmp_path)
+    df = run_accuracy(two)
+    assert df["accuracy"].tolist() == [1.0, 0.625]
+    assert (df["lo"] <= df["accuracy"]).all() and (df["accuracy"] <= df["hi"]).all()
+    f = estimate(two, "forgetting")
+    assert f.value == pytest.approx(37.5) and f.lo <= f.value <= f.hi
+
+
+def test_comparison_lines_per_seed_and_verdicts(tmp_path):
+    from analyses.comparisons import difference_line, forgetting_lines
+
+    a = _trained("SFT", [["1111", "0011"], ["1111", "0111"]], tmp_path)
+    b = _trained("Self-distillation", [["1111", "1111"], ["1111", "1111"]], tmp_path)
+    lines = forgetting_lines([a, b])
+    assert "over 4 facts × 2 seeds" in lines[0]
+    assert "McNemar p (last epoch) per seed 0.500 / 1.000: undecided (4 facts give 80% power for no difference)" \
+        in lines[2]
+    wide = [["1" * 200, "1" * 100 + "0" * 100]]
+    line = difference_line(_trained("A", wide, tmp_path), _trained("B", [["1" * 200] * 2], tmp_path), "last")
+    assert line.startswith("A − B: D_Held at the last epoch -50.0 pp [") and line.endswith(": decided")
+
+
+def test_markdown_cells_are_value_and_interval():
+    from analyses.outputs import interval_columns, markdown
+
+    row = {"run": "SFT", **interval_columns("D_Held", S.Estimate(0.5, 0.25, 0.75)),
+           **interval_columns("D_Unk", S.Estimate(None, np.nan, np.nan))}
+    text = markdown(pd.DataFrame([row]))
+    assert "0.500 [0.250, 0.750]" in text and "—" in text and " lo" not in text
+
+
+def test_figures_draw_bands():
+    import matplotlib.pyplot as plt
+
+    from analyses.plots import lines, run_panels, split_panels, style
+
+    df = pd.DataFrame({"run": ["SFT"] * 3, "epoch": [0, 1, 2], "split": "held", "accuracy": [0.2, 0.5, 0.4],
+                       "lo": [0.1, 0.3, 0.2], "hi": [0.3, 0.7, 0.6]})
+    with style():
+        for fig in (run_panels(df, ["SFT"], ["held"]), split_panels(df, ["held"])):
+            assert any(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+            plt.close(fig)
+        fig, ax = plt.subplots()
+        lines(ax, df.drop(columns=["lo", "hi"]), "epoch", "accuracy", "run")
+        assert not ax.collections  # no interval, no band
+        plt.close(fig)
+
+
+def test_dry_run_prints_the_detectable_difference(capsys):
+    from analyses import fig2
+
+    fig2.main(["--profile", "micro", "--held-size", "600", "--eval-limit", "1000", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "D_Held of at most 600 facts" in out and "detected at 80% power is 3.8 pp" in out
+    fig2.main(["--profile", "paper", "--dry-run"])
+    assert "an estimate of" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["fig2", "fig3", "table1"])
+def test_seeds_plan_every_run_per_seed_and_share_them(name, capsys):
+    """--seeds 0 1: each run once per training seed (data unchanged); seed 0's run is the single-seed run, and
+    analyses that need the same run at a seed share it."""
+    from analyses.data import Placeholders
+    from analyses.runs import seeded, training_seeds
+
+    module = importlib.import_module(f"analyses.{name}")
+    ctx = module.ANALYSIS.context(["--profile", "micro", "--seeds", "0", "1"])
+    single = module.ANALYSIS.context(["--profile", "micro"])
+    assert training_seeds(ctx.profile) == [0, 1] and training_seeds(single.profile) == [0]
+    groups = seeded(module.ANALYSIS.plan(ctx, Placeholders()), training_seeds(ctx.profile))
+    plain = module.ANALYSIS.plan(single, Placeholders())
+    assert [g[0].key() for g in groups] == [r.key() for r in plain]  # seed 0: the runs a single seed trains
+    assert all(g[1].config == {**g[0].config, "seed": 1} for g in groups)
+    fig2 = importlib.import_module("analyses.fig2")
+    shared = {r.key() for g in seeded(fig2.ANALYSIS.plan(ctx, Placeholders()), [0, 1]) for r in g}
+    if name == "fig3":
+        assert shared <= {r.key() for g in groups for r in g}  # SFT and Only Known at both seeds
+    module.main(["--profile", "micro", "--seeds", "0", "1", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "[seed 0]" in out and "[seed 1]" in out and "80% power" in out
+
+
+def test_drift_items_reproduce_the_recorded_metrics(tmp_path):
+    """The per-fact / per-pair values recomputed from the probe's cached states average to what the trainer
+    recorded, for all six metrics, so each gets a band."""
+    from analyses.drift_items import drift_frame, item_values
+    from analyses.runs import Run, Trained
+    from training.config import RunConfig
+    from training.run_dir import RunDir
+    from training.trainer import Trainer
+
+    from .test_trainer import make_data
+
+    config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=1, eval_batch_size=8, probe=True)
+    records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
+    t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
+    items = item_values(t)
+    assert set(items) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD"}
+    for metric, values in items.items():
+        assert values.shape[0] == len(records)
+        assert np.nanmean(values[-1]) == pytest.approx(records[-1]["probe"][metric], rel=1e-6, abs=1e-12)
+    df = drift_frame(t)
+    assert df[["lo", "hi"]].notna().all().all()
+    last = df[df["epoch"] == 1]
+    assert (last["lo"] <= last["value"] + 1e-12).all() and (last["value"] <= last["hi"] + 1e-12).all()
