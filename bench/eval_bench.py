@@ -53,8 +53,8 @@ def measure(path: Path, facts, batch_size: int | None, floor: bool = False, marg
     t_ours = time.perf_counter() - start
     row = {"checkpoint": str(path), "facts": len(facts), "accuracy": sum(ours) / len(ours),
            "dtype": str(next(model.parameters()).dtype), "seconds_decode_all": t_base, "seconds_exact_match": t_ours,
-           "margin": judge.margin, "speedup": t_base / t_ours, "decided": dict(judge.decided), "same_outcomes": ours == baseline,
-           "differing_outcomes": sum(a != b for a, b in zip(ours, baseline))}
+           "margin": judge.margin, "speedup": t_base / t_ours, "decided": dict(judge.decided),
+           "same_outcomes": ours == baseline, "differing_outcomes": sum(a != b for a, b in zip(ours, baseline))}
     if floor:
         other = max(1, judge.batch_size // 2)
         again = AnswerDecoder(model, tokenizer, batch_size=other).decode(prompts)
