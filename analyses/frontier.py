@@ -62,7 +62,7 @@ def at_threshold(trained, threshold: float) -> list[dict]:
                "ΔD_Held (pp)": "not reached"}
         if e is not None:
             drop = stats.seeds_curve_ci(outcomes(t, "held")[:, : e + 1], "forgetting")
-            row.update(epoch=t.records[e]["epoch"], D_Unk=round(float(outcomes(t, "unknown")[:, e].mean()), 3),
+            row.update(epoch=str(t.records[e]["epoch"]), D_Unk=round(float(outcomes(t, "unknown")[:, e].mean()), 3),
                        **{"ΔD_Held (pp)": interval_cell(drop.value, drop.lo, drop.hi, ".1f")})
         rows.append(row)
     return rows
@@ -80,10 +80,11 @@ def comparison_lines(trained, threshold: float) -> list[str]:
             continue
         a, b = outcomes(t, "held")[:, : e2 + 1], outcomes(first, "held")[:, : e1 + 1]
         diff = stats.seeds_paired_difference(a, b, "forgetting")
-        p = " / ".join(f"{stats.mcnemar(x[-1], y[-1]):.3f}" for x, y in zip(a, b))
+        ps = [stats.mcnemar(x[-1], y[-1]) for x, y in zip(a, b)]
+        p = " / ".join(f"{v:.3f}" for v in ps)
         lines.append(f"D_Unk {threshold:.0%}: {t.label} (epoch {t.records[e2]['epoch']}) − {first.label} (epoch "
                      f"{first.records[e1]['epoch']}): ΔD_Held {diff.value:+.1f} pp [{diff.lo:+.1f}, {diff.hi:+.1f}], "
-                     f"McNemar p {p}: {verdict(diff, a.shape[2])}")
+                     f"McNemar p {p}: {verdict(diff, a.shape[2], ps)}")
     return lines
 
 

@@ -117,6 +117,10 @@ def test_comparison_lines_per_seed_and_verdicts(tmp_path):
     wide = [["1" * 200, "1" * 100 + "0" * 100]]
     line = difference_line(_trained("A", wide, tmp_path), _trained("B", [["1" * 200] * 2], tmp_path), "last")
     assert line.startswith("A − B: D_Held at the last epoch -50.0 pp [") and line.endswith(": decided")
+    # 4 of 38 facts lost: the percentile interval excludes 0, McNemar (p = 0.125) does not: undecided
+    few = difference_line(_trained("A", [["1" * 38, "0" * 4 + "1" * 34]], tmp_path),
+                          _trained("B", [["1" * 38] * 2], tmp_path), "last")
+    assert "[-21.1, -2.6]" in few and "p (last epoch) 0.125: undecided: the interval excludes 0" in few
 
 
 def test_markdown_cells_are_value_and_interval():
