@@ -40,7 +40,7 @@ def torchrun(script, args, port):
 
 
 RECORDING_RUN = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import torch.distributed as dist
     from training import trainer as T
     from training.__main__ import main
@@ -58,7 +58,7 @@ RECORDING_RUN = textwrap.dedent("""
         devices["trainer"] = str(self.device)
     T.Trainer.__init__ = record
     code = main(sys.argv[2:])
-    with open(f"{sys.argv[1]}.{dist.get_rank()}.json", "w") as fh:
+    with open(f"{sys.argv[1]}.{os.environ['RANK']}.json", "w") as fh:  # the group is gone once main returns
         json.dump({"collectives": seen, **devices}, fh)
     sys.exit(code)
 """)
@@ -88,7 +88,7 @@ WAITING = textwrap.dedent("""
     import sys, time
     from datetime import timedelta
     import torch, torch.distributed as dist
-    from training.distributed import all_sum, barrier, init_distributed
+    from training.distributed import all_sum, barrier, init_distributed, shutdown_distributed
 
     init_distributed(timeout=timedelta(seconds=3))
     if dist.get_rank() == 0:
@@ -96,6 +96,7 @@ WAITING = textwrap.dedent("""
     barrier()
     assert float(all_sum(1, torch.device("cpu"))) == 2
     open(f"{sys.argv[1]}.{dist.get_rank()}", "w").write("ok")
+    shutdown_distributed()
 """)
 
 

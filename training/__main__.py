@@ -143,11 +143,14 @@ def _synthetic(s: SyntheticSettings) -> None:
 
 
 def _run(config: RunConfig) -> None:
-    from .distributed import init_distributed
+    from .distributed import init_distributed, shutdown_distributed
     from .trainer import Trainer
 
     init_distributed()
-    Trainer(config).run()
+    try:
+        Trainer(config).run()
+    finally:
+        shutdown_distributed()
 
 
 RUN_DESCRIPTION = ("Fine-tune and write a checkpoint series. Flags override --config run.toml. Run the same command "

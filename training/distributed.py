@@ -30,6 +30,16 @@ def init_distributed(timeout: timedelta | None = None) -> None:
         _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
 
 
+def shutdown_distributed() -> None:
+    """Leave the process groups, every rank together (a no-op in one process): a rank that exits with its group
+    alive can abort while another still talks to it."""
+    global _wait_group
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier(group=_wait_group)
+        dist.destroy_process_group()
+        _wait_group = None
+
+
 def world() -> tuple[int, int]:
     """(rank, world size); (0, 1) without a process group."""
     if dist.is_available() and dist.is_initialized():
