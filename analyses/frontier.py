@@ -46,9 +46,13 @@ def frontier_frame(trained) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reached(t, threshold: float) -> int | None:
-    """Index of the first epoch whose D_Unk accuracy (mean over seeds) is at least `threshold`, or None."""
-    acc = outcomes(t, "unknown").mean(axis=(0, 2))
+def unknown_accuracy(t) -> np.ndarray:
+    """D_Unk accuracy per epoch, mean over seeds and facts [E]."""
+    return outcomes(t, "unknown").mean(axis=(0, 2))
+
+
+def reached(acc: np.ndarray, threshold: float) -> int | None:
+    """Index of the first epoch whose accuracy `acc` [E] is at least `threshold`, or None."""
     hits = np.flatnonzero(acc >= threshold)
     return int(hits[0]) if len(hits) else None
 
@@ -57,12 +61,13 @@ def at_threshold(trained, threshold: float) -> list[dict]:
     """Per run: the epoch D_Unk reaches `threshold`, D_Unk there and ΔD_Held up to there with its interval."""
     rows = []
     for t in trained:
-        e = reached(t, threshold)
+        acc = unknown_accuracy(t)
+        e = reached(acc, threshold)
         row = {"condition": t.label, "D_Unk reaches": f"{threshold:.0%}", "epoch": None, "D_Unk": None,
                "ΔD_Held (pp)": "not reached"}
         if e is not None:
             drop = stats.seeds_curve_ci(outcomes(t, "held")[:, : e + 1], "forgetting")
-            row.update(epoch=str(t.records[e]["epoch"]), D_Unk=round(float(outcomes(t, "unknown")[:, e].mean()), 3),
+            row.update(epoch=str(t.records[e]["epoch"]), D_Unk=round(float(acc[e]), 3),
                        **{"ΔD_Held (pp)": interval_cell(drop.value, drop.lo, drop.hi, ".1f")})
         rows.append(row)
     return rows
@@ -71,10 +76,10 @@ def at_threshold(trained, threshold: float) -> list[dict]:
 def comparison_lines(trained, threshold: float) -> list[str]:
     """Each run against the first at equal acquisition: paired ΔD_Held difference and McNemar p, where both reach."""
     first, *others = trained
-    e1 = reached(first, threshold)
+    e1 = reached(unknown_accuracy(first), threshold)
     lines = []
     for t in others:
-        e2 = reached(t, threshold)
+        e2 = reached(unknown_accuracy(t), threshold)
         if e1 is None or e2 is None:
             lines.append(f"D_Unk {threshold:.0%}: {t.label} vs {first.label}: not compared (not reached by both)")
             continue

@@ -47,22 +47,27 @@ class ExactMatch:
         """Whether the greedy answer to each prompt matches one of its gold aliases (same as decoding)."""
         if not prompts:
             return []
-        prompt_ids = self.tokenizer(list(prompts))["input_ids"]
-        forced = [self.tokenizer(f" {a[0]}\n", add_special_tokens=False)["input_ids"] for a in answers]
-        out: list[bool | None] = [None] * len(prompts)
-        length = [len(p) + len(c) for p, c in zip(prompt_ids, forced)]
-        order = [] if math.isinf(self.margin) else sorted(range(len(prompts)), key=length.__getitem__)
-        for s in range(0, len(order), self.batch_size):
-            rows = order[s : s + self.batch_size]
-            top = self._forced_top2(prompt_ids, forced, rows)
-            for r, (values, ids) in zip(rows, top):
-                out[r] = self._decide(forced[r], values, ids, answers[r])
+        # an infinite margin trusts no argmax: decode everything, without the forced pass
+        out = [None] * len(prompts) if math.isinf(self.margin) else self._forced_outcomes(prompts, answers)
         rest = [i for i, o in enumerate(out) if o is None]
         if rest:
             texts = self.decoder.decode([prompts[i] for i in rest])
             for i, t in zip(rest, texts):
                 out[i] = is_correct(t[0], answers[i])
         self.decided["decoded"] += len(rest)
+        return out
+
+    def _forced_outcomes(self, prompts: list[str], answers) -> list[bool | None]:
+        """What the teacher-forced pass over prompt + first alias + newline decides of each prompt (None: decode)."""
+        prompt_ids = self.tokenizer(list(prompts))["input_ids"]
+        forced = [self.tokenizer(f" {a[0]}\n", add_special_tokens=False)["input_ids"] for a in answers]
+        out: list[bool | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]) + len(forced[i]))
+        for s in range(0, len(order), self.batch_size):
+            rows = order[s : s + self.batch_size]
+            top = self._forced_top2(prompt_ids, forced, rows)
+            for r, (values, ids) in zip(rows, top):
+                out[r] = self._decide(forced[r], values, ids, answers[r])
         return out
 
     def _forced_top2(self, prompt_ids, forced, rows) -> list[tuple[torch.Tensor, torch.Tensor]]:
