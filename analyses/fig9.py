@@ -1,8 +1,9 @@
-"""Figure 9: self-distillation ablations — snapshot epoch i, weight λ, temperature τ (Appendix D).
+"""Figure 9: self-distillation ablations — snapshot epoch i, weight λ, temperature τ (Appendix D), and the reading
+of eq. 2's M(y) (every non-padded position, or the answer's positions only: ``--distill-positions``).
 
-Each row varies one setting with the others at the study's values (i = 1, λ = 1, τ = 0.5): D_Unk accuracy (left)
-and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held against the study's value of the same
-setting as a paired difference (McNemar).
+Each row varies one setting with the others at the study's values (i = 1, λ = 1, τ = 0.5, M(y) = all): D_Unk
+accuracy (left) and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held against the study's
+value of the same setting as a paired difference (McNemar).
 
     python -m analyses.fig9 [--profile quick|paper|micro] ...
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+from training.config import RunConfig
 
 from .comparisons import comparison_lines
 from .frames import run_accuracy
@@ -20,11 +23,13 @@ from .skeleton import Analysis
 
 NAME = "fig9"
 GRID = {
-    "paper": {"snapshot_epoch": (0, 1, 2, 3), "lam": (0.1, 0.5, 1.0, 1.5), "tau": (0.5, 1.0, 2.0, 4.0)},
-    "quick": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0)},
-    "micro": {"snapshot_epoch": (0, 1), "lam": (1.0,), "tau": (0.5,)},
+    "paper": {"snapshot_epoch": (0, 1, 2, 3), "lam": (0.1, 0.5, 1.0, 1.5), "tau": (0.5, 1.0, 2.0, 4.0),
+              "distill_positions": ("all", "answer")},
+    "quick": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0),
+              "distill_positions": ("all", "answer")},
+    "micro": {"snapshot_epoch": (0, 1), "lam": (1.0,), "tau": (0.5,), "distill_positions": ("all", "answer")},
 }
-SYMBOL = {"snapshot_epoch": "i", "lam": "λ", "tau": "τ"}
+SYMBOL = {"snapshot_epoch": "i", "lam": "λ", "tau": "τ", "distill_positions": "M(y)"}
 
 
 def settings(profile) -> list[tuple[str, float]]:
@@ -32,10 +37,16 @@ def settings(profile) -> list[tuple[str, float]]:
     return [(param, v) for param, values in GRID[profile.name].items() for v in values]
 
 
+def study_values(profile) -> dict:
+    """The study's value of each varied setting (M(y): the trainer's default reading, every non-padded position)."""
+    return {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau,
+            "distill_positions": RunConfig.distill_positions}
+
+
 def plan(ctx, data) -> list[Run]:
     profile = ctx.profile
     splits = data.splits(profile)
-    study = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau}
+    study = study_values(profile)
     return [Run(f"Self-distillation {param}={v}",
                 run_config(profile, splits, condition="self_distill", variant="full", probe=True,
                            **{**study, param: v}))  # probe: the default run is fig3's
@@ -68,7 +79,7 @@ def render(ctx, trained) -> pd.DataFrame:
 def against_study(profile, trained) -> list[tuple]:
     """(run, the run at the study's value of the same setting) for every other value of each setting."""
     runs = dict(zip(settings(profile), trained))
-    study = {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau}
+    study = study_values(profile)
     return [(t, runs[param, study[param]]) for (param, value), t in runs.items()
             if value != study[param] and (param, study[param]) in runs]
 

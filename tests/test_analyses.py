@@ -36,7 +36,7 @@ EXPECTED = {  # module → (csv column that names the series, series it must hol
     "fig5": ("condition", {"SFT, semantic keys", "Self-distillation, semantic keys", "SFT, UUID keys"}),
     "fig11": ("metric", {"RD", "MTD", "NS", "train D_Unk", "val D_Held"}),  # micro: few shared answers
     "fig4": ("keys", {"semantic", "uuid"}),
-    "fig9": ("param", {"snapshot_epoch", "lam", "tau"}),
+    "fig9": ("param", {"snapshot_epoch", "lam", "tau", "distill_positions"}),
     "table1": ("updated params", {"Attention", "FFN", "All (standard SFT)", "All (Only Known)"}),
     "table3": ("updated params", {"q", "k", "v", "o", "gate+up", "down"}),
     "table4": ("key type", {"semantic", "uuid"}),
