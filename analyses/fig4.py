@@ -34,7 +34,8 @@ class Options:
                                default_factory=lambda: [32, 64, 128])
 
 
-SCALES = {"paper": [1_000, 10_000, 100_000, 1_000_000], "quick": [32, 64, 128], "micro": [6, 12]}
+SCALES = {"paper": [1_000, 10_000, 100_000, 1_000_000], "standard": [100, 250, 500], "quick": [32, 64, 128],
+          "micro": [6, 12]}
 
 
 def cells(scales: list[int]) -> list[tuple[str, int]]:

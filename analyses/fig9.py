@@ -25,6 +25,8 @@ NAME = "fig9"
 GRID = {
     "paper": {"snapshot_epoch": (0, 1, 2, 3), "lam": (0.1, 0.5, 1.0, 1.5), "tau": (0.5, 1.0, 2.0, 4.0),
               "distill_positions": ("all", "answer")},
+    "standard": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0),
+                 "distill_positions": ("all", "answer")},
     "quick": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0),
               "distill_positions": ("all", "answer")},
     "micro": {"snapshot_epoch": (0, 1), "lam": (1.0,), "tau": (0.5,), "distill_positions": ("all", "answer")},

@@ -27,7 +27,7 @@ from .skeleton import Analysis
 
 NAME = "l2"
 SPLITS = ["unknown", "held"]
-SNAPSHOT = {"paper": 2, "quick": 2}  # the study's θ_i for this comparison; micro keeps its preset's 1
+SNAPSHOT = {"paper": 2, "standard": 2, "quick": 2}  # the study's θ_i for this comparison; micro keeps its preset's 1
 STUDY = "the study (Qwen2.5-1.5B, 10,000 semantic keys): ℓ2 ΔD_Held ≈ 10 pp, comparable to SFT"
 
 

@@ -1,6 +1,7 @@
 """The scale of an analysis: a *profile* of every setting, each one a command-line flag with its help.
 
-``quick`` runs on the embedded SmolLM2-135M on CPU; ``paper`` uses the study's settings for a GPU (Qwen2.5-1.5B given
+``quick`` runs on the embedded SmolLM2-135M on CPU; ``standard`` pools the four relations and runs SLiCK over the whole
+dev split (independent exemplars) for several hundred held-out facts, with 3 training seeds; ``paper`` uses the study's settings for a GPU (Qwen2.5-1.5B given
 with ``--model PATH``); ``micro`` is a plumbing test for tiny random models (no SLiCK: facts are assigned to splits
 without asking the model what it knows). A preset's values are the defaults of the flags.
 """
@@ -14,7 +15,7 @@ from probekit.errors import ProbekitError
 from probekit.models import EMBEDDED, EMBEDDED_NAME
 from training import entityquestions
 
-PRESETS = ("micro", "paper", "quick")
+PRESETS = ("micro", "paper", "quick", "standard")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Profile:
     """The settings of an analysis. Question counts are per relation; sizes cap the splits."""
 
     profile: str = option("quick", "scale preset; its values are the defaults of every other flag: quick (embedded "
-                          "SmolLM2-135M on CPU), paper (the study's settings, for a GPU), micro (tiny random models)",
+                          "SmolLM2-135M on CPU), standard (four relations pooled, hundreds of held-out facts, 3 seeds, "
+                          "CPU), paper (the study's settings, for a GPU), micro (tiny random models)",
                           choices=PRESETS)
     model: str = option(EMBEDDED, "base model: 'embedded' (SmolLM2-135M), 'gemma3-270m' or a checkpoint directory")
     relations: list[str] = option(help="EntityQuestions relation ids", default_factory=lambda: ["P17", "P36", "P407",
@@ -77,6 +79,10 @@ PROFILES = {
     "quick": Profile("quick", relations=["P17"], slick_runs=4, slick_samples=1, slick_exemplars="shared",
                      train_questions=400, dev_questions=200, min_highly_known=0.0, known_size=64, unknown_size=64,
                      held_size=64, synthetic=192, epochs=5, lr=1e-4, batch_size=16, eval_limit=96, keep="last:1"),
+    "standard": Profile("standard", slick_runs=4, slick_samples=1, slick_exemplars="independent",
+                        train_questions=1500, dev_questions=None, min_highly_known=0.0, known_size=500,
+                        unknown_size=500, held_size=None, synthetic=500, epochs=5, lr=1e-4, batch_size=16,
+                        eval_limit=600, keep="last:1", seeds=[0, 1, 2]),
     "micro": Profile("micro", relations=["P17"], slick=False, train_questions=24, dev_questions=12, known_size=8,
                      unknown_size=8, held_size=6, synthetic=12, epochs=2, lr=1e-3, batch_size=4, eval_limit=8,
                      keep="last:1"),

@@ -51,7 +51,7 @@ from .skeleton import Analysis, standard_plan
 
 NAME = "recall"
 LABELS = ["SFT", "Self-distillation", "Only Known"]
-POOL = {"paper": 4000, "quick": 600, "micro": 60}  # probe training questions per relation
+POOL = {"paper": 4000, "standard": 1500, "quick": 600, "micro": 60}  # probe training questions per relation
 COLORS = {"SFT": "#1f77b4", "Self-distillation": "#ff7f0e", "Only Known": "#2ca02c"}
 
 

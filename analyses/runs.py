@@ -17,9 +17,7 @@ from training.config import RunConfig, run_key
 from training.run_dir import RunDir
 from training.trainer import Trainer
 
-from .profiles import Profile, model_label
-
-TOKENS_PER_FACT = 24  # a dry run's estimate
+from .profiles import Profile
 
 
 @dataclass
@@ -127,20 +125,3 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
         print(f"== run: {run.label} → {folder.path}", flush=True)
         records = Trainer(RunConfig(out=str(folder.path), **run.config)).run()
     return Trained(run, folder, records)
-
-
-def print_plan(name: str, profile: Profile, runs: list[Run]) -> None:
-    """A dry run's output: the runs, their sizes and a rough estimate of tokens and time."""
-    models = dict.fromkeys(model_label(r.config["model"]) for r in runs) or [model_label(profile.model)]
-    print(f"analyses.{name} — profile {profile.name}, model {', '.join(models)}")
-    several = len({r.config.get("seed") for r in runs}) > 1
-    for run in runs:
-        c = run.config
-        label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
-        label += f" [seed {c.get('seed')}]" if several else ""
-        n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
-                                     profile.known_size + profile.unknown_size)
-        tokens = n_train * TOKENS_PER_FACT * c["epochs"]
-        print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
-              f"train≈{n_train} facts, ≈{tokens / 1e6:.2f} M tokens")
-    print("  estimate: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")

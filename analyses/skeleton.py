@@ -20,12 +20,12 @@ from typing import Any
 from probekit.config import add_arguments, from_namespace
 from probekit.errors import run_cli
 
-from .comparisons import power_line
 from .data import Data, Placeholders, shortfall_note
+from .dry_run import print_plan
 from .outputs import FIGURES, caption
 from .plots import FONT_SCALE, style
 from .profiles import PROFILES, Profile
-from .runs import Run, Trained, ensure_replicates, print_plan, seeded, standard_runs, training_seeds
+from .runs import Run, Trained, ensure_replicates, seeded, standard_runs, training_seeds
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -104,10 +104,7 @@ class Analysis:
         seeds = training_seeds(ctx.profile)
         if ctx.dry_run:
             print_plan(self.name, ctx.profile, [r for group in seeded(self.plan(ctx, Placeholders()), seeds)
-                                                for r in group])
-            if self.describe is not None:
-                print(self.describe(ctx))
-            print(power_line(ctx.profile))
+                                                for r in group], self.describe(ctx) if self.describe else None)
             return None
         trained = [ensure_replicates(group, ctx.runs_dir) for group in seeded(self.plan(ctx, Data(ctx.runs_dir)),
                                                                               seeds)]

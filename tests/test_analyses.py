@@ -102,6 +102,17 @@ def test_dry_run_of_paper_profile(name, capsys):
     assert "profile paper" in out and "epochs=" in out and "80% power" in out
 
 
+@pytest.mark.parametrize("name", ANALYSES)
+def test_dry_run_of_standard_profile_prints_seeds_sizes_power_and_time(name, capsys):
+    module = importlib.import_module(f"analyses.{name}")
+    assert module.main(["--profile", "standard", "--dry-run"]) is None
+    out = capsys.readouterr().out
+    assert "profile standard" in out and "[seed 0]" in out and "[seed 2]" in out and "train≈" in out
+    hours = re.search(r"estimate from scratch on the 2-core CPU .*: ≈ (\d+\.\d) h", out)
+    assert hours and float(hours.group(1)) > 0, out
+    assert "80% power" in out
+
+
 def _flags(parser):
     return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 

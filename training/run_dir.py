@@ -71,6 +71,10 @@ class RunDir:
         """Where top-k / random-k teacher caches go unless the config says: shared by the runs beside this one."""
         return self.path.parent / ".teacher-cache"
 
+    def default_outcome_cache(self) -> Path:
+        """Where θ0's evaluation outcomes go unless the config names a cache folder: shared like the teacher's."""
+        return self.path.parent / ".base-outcomes"
+
     def record(self) -> dict:
         """run.json: config, base model, versions, data."""
         return json.loads(self.record_file.read_text(encoding="utf-8"))

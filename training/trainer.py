@@ -32,6 +32,7 @@ from probekit.io import append_jsonl
 from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
+from .base_outcomes import BaseOutcomes
 from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .decoding import GPU_BATCH
@@ -266,7 +267,8 @@ class Trainer:
         with self.autocast:  # decoding in the precision the model trains in
             record["accuracy"], record["correct"] = evaluate(
                 view, self.tokenizer, self.facts, c.eval_limit,
-                c.eval_batch_size or (64 if self.device.type == "cpu" else GPU_BATCH), c.prompt_format)
+                c.eval_batch_size or (64 if self.device.type == "cpu" else GPU_BATCH), c.prompt_format,
+                BaseOutcomes.of_run(self, run) if epoch == 0 else None)  # θ0's: shared by the runs beside
         checkpoint = ckpt.save_pretrained(view, self.tokenizer, run.checkpoint(epoch))
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)

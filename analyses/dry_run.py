@@ -1,0 +1,43 @@
+"""What ``--dry-run`` prints: every planned run with its seed and sizes, a wall-time estimate on the 2-core CPU
+(``analyses.estimate``), and the smallest ΔD_Held difference the planned D_Held detects."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .comparisons import held_size, power_line
+from .estimate import TOKENS_PER_FACT, base_eval_seconds, eval_facts, run_seconds, slick_seconds
+from .profiles import Profile, model_label
+from .runs import Run
+
+
+def print_plan(name: str, profile: Profile, runs: list[Run], described: str | None = None) -> None:
+    """The runs, their sizes, seeds and estimated minutes; the whole analysis's estimate; the power line."""
+    models = list(dict.fromkeys(r.config["model"] for r in runs)) or [str(profile.model)]
+    print(f"analyses.{name} — profile {profile.name}, model {', '.join(map(model_label, models))}")
+    several = len({r.config.get("seed") for r in runs}) > 1
+    n_held = held_size(profile)[0]
+    base_facts, seconds = {}, 0.0
+    for run in runs:
+        c = run.config
+        label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
+        label += f" [seed {c.get('seed')}]" if several else ""
+        n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
+                                     profile.known_size + profile.unknown_size)
+        unknown = run.train_size - profile.known_size if run.train_size else profile.unknown_size
+        n_eval = eval_facts(profile, max(unknown, 0), n_held)
+        base_facts[c["model"]] = max(base_facts.get(c["model"], 0), n_eval)
+        run_s = run_seconds(c, n_train, n_eval, n_held, profile)
+        seconds += run_s
+        print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
+              f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
+              f"≈{run_s / 60:.0f} min")
+    slick = sum(slick_seconds(replace(profile, model=m)) for m in models)
+    base = sum(base_eval_seconds(m, n) for m, n in base_facts.items())
+    total = slick + base + seconds
+    print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
+          f"{slick / 60:.0f} min, θ0's evaluation ≈ {base / 60:.0f} min, {len(runs)} runs ≈ {seconds / 60:.0f} min: "
+          f"≈ {total / 3600:.1f} h")
+    print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
+    if described is not None:
+        print(described)
+    print(power_line(profile))

@@ -1,0 +1,93 @@
+"""A dry run's wall-time estimate on the 2-core CPU machine, from throughputs measured there.
+
+Rates are those of the embedded SmolLM2-135M in fp32 on the 2-core x86_64 CPU (torch 2.13.0+cpu, 2026-11-27):
+training tokens/s are the medians of the quick-profile runs' recorded ``tokens_per_s`` (non-padded tokens, batch 16);
+evaluation facts/s are ``bench/eval_bench.py`` on a trained checkpoint and on θ0; probe prompts/s are
+``bench/probe_bench.py`` (states + answer logits); SLiCK prompts/s are ``bench/slick_bench.py`` per exemplar mode,
+before the early stop's savings. Another model's time scales with its parameter count. Loading, saving and teacher
+caches are not counted. It is an estimate from scratch: runs and SLiCK already in --runs-dir are not subtracted.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training import entityquestions
+
+from .profiles import Profile
+
+REFERENCE_PARAMS = 134.5e6  # SmolLM2-135M, whose rates these are
+KNOWN_PARAMS = {"embedded": REFERENCE_PARAMS, "smollm2-135m": REFERENCE_PARAMS, "gemma3-270m": 268.1e6}
+TOKENS_PER_FACT = 24
+MAYBE_KNOWN_SHARE, WEAKLY_KNOWN_SHARE = 0.38, 0.06  # of dev questions (bench/RESULTS.md, SLiCK categories)
+
+
+@dataclass(frozen=True)
+class Rates:
+    train_tokens_per_s: dict[str, float] = field(default_factory=lambda: {
+        "sft": 150.0, "freeze": 150.0, "l2": 125.0, "full": 90.0, "topk": 135.0, "randomk": 135.0})
+    eval_facts_per_s: float = 41.0  # a trained checkpoint: outcomes mostly decided by the forced pass
+    base_eval_facts_per_s: float = 18.0  # θ0: mostly decoded; once per base model (training.base_outcomes)
+    probe_prompts_per_s: float = 40.0
+    slick_prompts_per_s: dict[str, float] = field(default_factory=lambda: {"independent": 7.1, "shared": 23.8})
+
+
+CPU = Rates()
+
+
+def parameters(model: str) -> float:
+    """A model's parameter count, from its safetensors headers (nothing loaded), or the packaged models' known
+    counts; the reference model's if neither is at hand."""
+    if model in KNOWN_PARAMS:
+        return KNOWN_PARAMS[model]
+    total = 0
+    for f in Path(model).glob("*.safetensors"):
+        with f.open("rb") as fh:
+            header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                n = 1
+                for d in entry["shape"]:
+                    n *= d
+                total += n
+    return float(total) or REFERENCE_PARAMS
+
+
+def dev_questions(profile: Profile) -> int:
+    return sum(len(entityquestions.load_relation(r, "dev")[: profile.dev_questions]) for r in profile.relations)
+
+
+def slick_seconds(profile: Profile) -> float:
+    """SLiCK over the profile's train and dev questions: runs × (1 + samples) prompts per question at most."""
+    if not profile.slick:
+        return 0.0
+    train = sum(len(entityquestions.load_relation(r, "train")[: profile.train_questions]) for r in profile.relations)
+    prompts = (train + dev_questions(profile)) * profile.slick_runs * (1 + profile.slick_samples)
+    return prompts / CPU.slick_prompts_per_s[profile.slick_exemplars] * parameters(profile.model) / REFERENCE_PARAMS
+
+
+def eval_facts(profile: Profile, unknown: int, held: int) -> int:
+    """Facts evaluated per checkpoint: every eval set, each cut at the eval limit."""
+    dev = dev_questions(profile) if profile.slick else 0
+    sets = [profile.known_size, unknown, held, round(MAYBE_KNOWN_SHARE * dev), round(WEAKLY_KNOWN_SHARE * dev)]
+    return sum(min(n, profile.eval_limit or n) for n in sets)
+
+
+def run_seconds(config: dict, n_train: int, n_eval: int, n_held: int, profile: Profile) -> float:
+    """One run: its epochs of training (the snapshot epochs of a recipe teacher on D_Known at SFT's rate), an
+    evaluation after each epoch, and the probe at every checkpoint when it probes."""
+    condition, epochs = config.get("condition", "sft"), config["epochs"]
+    kind = config.get("variant", "full") if condition == "self_distill" else condition
+    snapshot = min(config.get("snapshot_epoch", 0), epochs) if condition in ("self_distill", "l2") else 0
+    train = ((epochs - snapshot) * n_train / CPU.train_tokens_per_s[kind]
+             + snapshot * profile.known_size / CPU.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
+    evaluation = epochs * n_eval / CPU.eval_facts_per_s
+    probe = (epochs + 1) * 2 * n_held / CPU.probe_prompts_per_s if config.get("probe") else 0.0
+    return (train + evaluation + probe) * parameters(config["model"]) / REFERENCE_PARAMS
+
+
+def base_eval_seconds(model: str, n_eval: int) -> float:
+    """θ0's evaluation: once per base model and eval sets (runs beside each other share it)."""
+    return n_eval / CPU.base_eval_facts_per_s * parameters(model) / REFERENCE_PARAMS

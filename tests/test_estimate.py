@@ -1,0 +1,43 @@
+"""The dry run's wall-time estimate: each run's time is the arithmetic of the measured rates, parameter counts come
+from safetensors headers, and SLiCK is costed per question, run and sample."""
+import pytest
+
+from analyses import estimate
+from analyses.profiles import PROFILES
+from probekit.models import load_causal_lm
+
+from .test_trainer import make_data
+
+
+def test_run_seconds_is_training_evaluation_and_probe_at_the_measured_rates():
+    profile = PROFILES["standard"]
+    rates = estimate.CPU
+    sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
+    expected = (5 * 1000 * estimate.TOKENS_PER_FACT / rates.train_tokens_per_s["sft"]
+                + 5 * 2000 / rates.eval_facts_per_s + 6 * 2 * 300 / rates.probe_prompts_per_s)
+    assert estimate.run_seconds(sft, 1000, 2000, 300, profile) == pytest.approx(expected)
+    # self-distillation: its snapshot epoch trains on D_Known at SFT's rate, the others at distillation's
+    sd = dict(sft, condition="self_distill", variant="full", snapshot_epoch=1, probe=False)
+    expected = ((4 * 1000 / rates.train_tokens_per_s["full"] + 1 * profile.known_size / rates.train_tokens_per_s["sft"])
+                * estimate.TOKENS_PER_FACT + 5 * 2000 / rates.eval_facts_per_s)
+    assert estimate.run_seconds(sd, 1000, 2000, 300, profile) == pytest.approx(expected)
+    # a model twice the size takes twice as long
+    gemma = dict(sft, model="gemma3-270m")
+    ratio = estimate.KNOWN_PARAMS["gemma3-270m"] / estimate.REFERENCE_PARAMS
+    assert estimate.run_seconds(gemma, 1000, 2000, 300, profile) == pytest.approx(
+        ratio * estimate.run_seconds(sft, 1000, 2000, 300, profile))
+
+
+def test_parameters_are_read_from_safetensors_headers(tmp_path):
+    data = make_data(tmp_path)
+    model = load_causal_lm(data["model"])
+    stored = {id(p): p.numel() for p in model.parameters()}  # tied weights count once, as in the file
+    assert estimate.parameters(data["model"]) == pytest.approx(sum(stored.values()), rel=0.05)
+
+
+def test_slick_is_costed_per_question_run_and_sample():
+    profile = PROFILES["standard"]
+    train = sum(min(len(estimate.entityquestions.load_relation(r, "train")), 1500) for r in profile.relations)
+    prompts = (train + 3530) * 4 * 2
+    assert estimate.slick_seconds(profile) == pytest.approx(prompts / estimate.CPU.slick_prompts_per_s["independent"])
+    assert estimate.slick_seconds(PROFILES["micro"]) == 0.0
