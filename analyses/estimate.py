@@ -4,8 +4,9 @@ Rates are those of the embedded SmolLM2-135M in fp32 on the 2-core x86_64 CPU (t
 training tokens/s are the medians of the quick-profile runs' recorded ``tokens_per_s`` (non-padded tokens, batch 16);
 evaluation facts/s are ``bench/eval_bench.py`` on a trained checkpoint and on θ0; probe prompts/s are
 ``bench/probe_bench.py`` (states + answer logits); SLiCK prompts/s are ``bench/slick_bench.py`` per exemplar mode,
-before the early stop's savings. Another model's time scales with its parameter count. Loading, saving and teacher
-caches are not counted. It is an estimate from scratch: runs and SLiCK already in --runs-dir are not subtracted.
+before the early stop's savings (4% of the quick profile's prompts). Another model's time scales with its parameter
+count. Loading, saving, teacher caches and an analysis's own passes (recall's probe of every layer) are not counted.
+It is an estimate from scratch: runs and SLiCK already in --runs-dir are not subtracted.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ REFERENCE_PARAMS = 134.5e6  # SmolLM2-135M, whose rates these are
 KNOWN_PARAMS = {"embedded": REFERENCE_PARAMS, "smollm2-135m": REFERENCE_PARAMS, "gemma3-270m": 268.1e6}
 TOKENS_PER_FACT = 24
 MAYBE_KNOWN_SHARE, WEAKLY_KNOWN_SHARE = 0.38, 0.06  # of dev questions (bench/RESULTS.md, SLiCK categories)
+NO_GREEDY_HIT_SHARE = 0.6  # questions no greedy run gets right, which SLiCK then samples (quick profile: 0.63)
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,13 @@ def dev_questions(profile: Profile) -> int:
 
 
 def slick_seconds(profile: Profile) -> float:
-    """SLiCK over the profile's train and dev questions: runs × (1 + samples) prompts per question at most."""
+    """SLiCK over the profile's train and dev questions: `runs` greedy prompts per question, and `runs × samples`
+    more for those no greedy run gets right (the early stop's few percent are not counted)."""
     if not profile.slick:
         return 0.0
     train = sum(len(entityquestions.load_relation(r, "train")[: profile.train_questions]) for r in profile.relations)
-    prompts = (train + dev_questions(profile)) * profile.slick_runs * (1 + profile.slick_samples)
+    per_question = profile.slick_runs * (1 + NO_GREEDY_HIT_SHARE * profile.slick_samples)
+    prompts = (train + dev_questions(profile)) * per_question
     return prompts / CPU.slick_prompts_per_s[profile.slick_exemplars] * parameters(profile.model) / REFERENCE_PARAMS
 
 

@@ -38,6 +38,6 @@ def test_parameters_are_read_from_safetensors_headers(tmp_path):
 def test_slick_is_costed_per_question_run_and_sample():
     profile = PROFILES["standard"]
     train = sum(min(len(estimate.entityquestions.load_relation(r, "train")), 1500) for r in profile.relations)
-    prompts = (train + 3530) * 4 * 2
+    prompts = (train + 3530) * 4 * (1 + estimate.NO_GREEDY_HIT_SHARE)
     assert estimate.slick_seconds(profile) == pytest.approx(prompts / estimate.CPU.slick_prompts_per_s["independent"])
     assert estimate.slick_seconds(PROFILES["micro"]) == 0.0
