@@ -3,7 +3,8 @@
 ``quick`` runs on the embedded SmolLM2-135M on CPU; ``standard`` pools the four relations and runs SLiCK over the
 whole dev split (independent exemplars) for several hundred held-out facts, with 3 training seeds; ``paper`` uses the
 study's settings for a GPU (Qwen2.5-1.5B given with ``--model PATH``); ``micro`` is a plumbing test for tiny random
-models (no SLiCK: facts are assigned to splits without asking the model what it knows). A preset's values are the defaults of the flags.
+models (no SLiCK: facts are assigned to splits without asking the model what it knows). A preset's values are the
+defaults of the flags.
 """
 from __future__ import annotations
 
