@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .comparisons import forgetting_lines
-from .drift_items import drift_frame, missing_intervals
+from .drift_items import drift_difference_line, drift_frame, missing_intervals
 from .outputs import interval_cell, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import Profile, synthetic_profile
@@ -59,7 +59,9 @@ def render(ctx, trained) -> pd.DataFrame:
     last = rd[rd["epoch"] == rd["epoch"].max()]
     for _, r in last.iterrows():
         print(f"RD at the last epoch, {r['condition']}: {interval_cell(r['value'], r['lo'], r['hi'], '.4f')}")
-    print("\n".join(filter(None, [missing_intervals(rd)] + forgetting_lines(trained))))
+    first, *others = trained
+    rd_lines = [drift_difference_line(t, first, "RD") for t in others]
+    print("\n".join(filter(None, [missing_intervals(rd), *rd_lines] + forgetting_lines(trained))))
     return rd
 
 

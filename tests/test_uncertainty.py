@@ -206,3 +206,36 @@ def test_drift_items_reproduce_the_recorded_metrics(tmp_path):
     assert df[["lo", "hi"]].notna().all().all()
     last = df[df["epoch"] == 1]
     assert (last["lo"] <= last["value"] + 1e-12).all() and (last["value"] <= last["hi"] + 1e-12).all()
+
+
+def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
+    """RD of one run against another on the same held-out facts: the mean difference of the per-fact drifts
+    (1 − cos of each fact's state at θ0 and at the last checkpoint, a plain loop), its interval, and scipy's
+    Wilcoxon signed-rank p on those per-fact values; runs on other facts are not compared."""
+    import torch
+    from scipy.stats import wilcoxon
+
+    from analyses.drift_items import drift_difference_line
+    from analyses.runs import Run, Trained
+    from training.config import RunConfig
+    from training.run_dir import RunDir
+    from training.trainer import Trainer
+
+    from .test_trainer import make_data
+
+    config = dict(make_data(tmp_path), batch_size=4, epochs=1, eval_batch_size=8, probe=True)
+    runs = {}
+    for label, lr in (("fast", 3e-3), ("slow", 3e-4)):
+        records = Trainer(RunConfig(out=str(tmp_path / label), lr=lr, **config)).run()
+        runs[label] = Trained(Run(label, {**config, "lr": lr}), RunDir(tmp_path / label), records)
+
+    def rd(t):
+        base, last = t.dir.probe_states(None)["held_states"], t.dir.probe_states(1)["held_states"]
+        return np.array([1 - torch.nn.functional.cosine_similarity(b, s, dim=0).item() for b, s in zip(base, last)])
+
+    x, y = rd(runs["fast"]), rd(runs["slow"])
+    line = drift_difference_line(runs["fast"], runs["slow"], "RD")
+    assert line.startswith(f"fast − slow: RD at the last epoch {np.mean(x - y):+.4f} [")
+    assert f"p {wilcoxon(x, y).pvalue:.2g}" in line and f"over {len(x)} facts" in line
+    other = Trained(Run("other", {**config, "held": config["known"]}), runs["slow"].dir, runs["slow"].records)
+    assert drift_difference_line(runs["fast"], other, "RD") is None
