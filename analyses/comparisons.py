@@ -34,7 +34,7 @@ def power_note(n: int) -> str:
     """What the design could have decided: the detectable difference on `n` facts at 80% power."""
     d = detectable(n)
     return (f"80% power only for differences ≥ {d:.1f} pp with {n} facts" if not math.isnan(d) else
-            f"{n} facts give 80% power for no difference")
+            f"no difference has 80% power on {n} facts")
 
 
 def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:

@@ -2,8 +2,8 @@
 of eq. 2's M(y) (every non-padded position, or the answer's positions only: ``--distill-positions``).
 
 Each row varies one setting with the others at the study's values (i = 1, λ = 1, τ = 0.5, M(y) = all): D_Unk
-accuracy (left) and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held against the study's
-value of the same setting as a paired difference (McNemar).
+accuracy (left) and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held and last-epoch D_Unk
+against the study's value of the same setting as paired differences (McNemar).
 
     python -m analyses.fig9 [--profile quick|paper|micro] ...
 """
@@ -74,7 +74,8 @@ def render(ctx, trained) -> pd.DataFrame:
     df = df[df["split"].isin(["unknown", "held"])]
     fig = plot(df, list(GRID[ctx.profile.name]), ctx.caption())
     write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
-    print("\n".join(comparison_lines(against_study(ctx.profile, trained))))
+    pairs = against_study(ctx.profile, trained)
+    print("\n".join(comparison_lines(pairs) + comparison_lines(pairs, "last", "unknown")))
     return df
 
 

@@ -112,7 +112,7 @@ def test_comparison_lines_per_seed_and_verdicts(tmp_path):
     b = _trained("Self-distillation", [["1111", "1111"], ["1111", "1111"]], tmp_path)
     lines = forgetting_lines([a, b])
     assert "over 4 facts × 2 seeds" in lines[0]
-    assert "McNemar p (last epoch) per seed 0.500 / 1.000: undecided (4 facts give 80% power for no difference)" \
+    assert "McNemar p (last epoch) per seed 0.500 / 1.000: undecided (no difference has 80% power on 4 facts)" \
         in lines[2]
     wide = [["1" * 200, "1" * 100 + "0" * 100]]
     line = difference_line(_trained("A", wide, tmp_path), _trained("B", [["1" * 200] * 2], tmp_path), "last")
