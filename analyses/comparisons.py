@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 from probekit import stats
 from training.entityquestions import load_relation
 
@@ -57,13 +59,20 @@ def difference_line(a: Trained, b: Trained, statistic: str = "forgetting", split
     x, y = outcomes(a, split), outcomes(b, split)
     if x.shape != y.shape:
         return None
+    name = SPLIT_NAMES.get(split, split)
+    return paired_line(a.label, b.label, x, y, statistic,
+                       f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch")
+
+
+def paired_line(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> str:
+    """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: the paired difference of `statistic`
+    ("forgetting" in pp, or "last": the last epoch's share) with its 95% interval, McNemar's p on the last epoch's
+    outcomes (per seed) and the verdict."""
     diff = stats.seeds_paired_difference(x, y, statistic)
     scale = 1 if statistic == "forgetting" else 100
-    name = SPLIT_NAMES.get(split, split)
-    what = f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch"
     p = [stats.mcnemar(xs[-1], ys[-1]) for xs, ys in zip(x, y)]
     mcnemar = f"{p[0]:.3f}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.3f}" for v in p)
-    return (f"{a.label} − {b.label}: {what} {scale * diff.value:+.1f} pp [{scale * diff.lo:+.1f}, "
+    return (f"{a} − {b}: {what} {scale * diff.value:+.1f} pp [{scale * diff.lo:+.1f}, "
             f"{scale * diff.hi:+.1f}], McNemar p (last epoch) {mcnemar}: {verdict(diff, x.shape[2], p)}")
 
 

@@ -43,6 +43,7 @@ from probekit.linear_probe import AnswerProbe, fit_answer_probe, recall_shares
 from probekit.models import default_device, load_causal_lm, load_tokenizer, resolve_model_path
 from training.entityquestions import load_relation
 
+from .comparisons import paired_line
 from .frames import correct_matrix
 from .outputs import band_of, interval_cell, save_csv, write_outputs
 from .plots import band, lines
@@ -167,7 +168,23 @@ def render(ctx, trained: list[Trained]) -> pd.DataFrame:
         print(f"{r['run']}: epoch {r['epoch']}, layer {s.layer}: stored but not recalled {cell('stored_not_recalled')} "
               f"(probe {cell('probe_accuracy')}, model {cell('model_accuracy')}, n={r['n']}); of the "
               f"{r['forgotten']} facts it forgot, the probe reads {r['forgotten_stored']:.2f}")
+    print("\n".join(_against_first(pd.DataFrame(facts), [t.label for t in trained])))
     return df
+
+
+def _against_first(facts: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Each later run against the first on the share stored but not recalled at the last epoch, paired by fact."""
+    last = facts[facts["epoch"] == facts["epoch"].max()]
+    first, *others = labels
+    return [paired_line(label, first, _stored_not_recalled(last, label), _stored_not_recalled(last, first), "last",
+                        "stored but not recalled at the last epoch") for label in others]
+
+
+def _stored_not_recalled(facts: pd.DataFrame, label: str) -> np.ndarray:
+    """[seeds, 1, n] bool: the probe reads the fact and the model gets it wrong, per seed (the per-fact rows)."""
+    rows = facts[facts["run"] == label]
+    per_seed = [g for _, g in rows.groupby("seed")] if "seed" in rows else [rows]
+    return np.stack([(g["probe_correct"] & ~g["model_correct"]).to_numpy(bool)[None] for g in per_seed])
 
 
 def _row(scope, label, epoch, layer, variant, probe_ok, model_ok, forgotten) -> dict:
