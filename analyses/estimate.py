@@ -11,6 +11,7 @@ It is an estimate from scratch: runs and SLiCK already in --runs-dir are not sub
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ NO_GREEDY_HIT_SHARE = 0.6  # questions no greedy run gets right, which SLiCK the
 
 @dataclass(frozen=True)
 class Rates:
+    """Throughputs of the reference model: training (non-padded tokens/s per condition, or per variant of
+    self-distillation), evaluation (facts/s), the probe (prompts/s) and SLiCK (prompts/s per exemplar mode)."""
+
     train_tokens_per_s: dict[str, float] = field(default_factory=lambda: {
         "sft": 150.0, "freeze": 150.0, "l2": 125.0, "full": 90.0, "topk": 135.0, "randomk": 135.0})
     eval_facts_per_s: float = 41.0  # a trained checkpoint: outcomes mostly decided by the forced pass
@@ -48,12 +52,7 @@ def parameters(model: str) -> float:
     for f in Path(model).glob("*.safetensors"):
         with f.open("rb") as fh:
             header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                n = 1
-                for d in entry["shape"]:
-                    n *= d
-                total += n
+        total += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
     return float(total) or REFERENCE_PARAMS
 
 
