@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from probekit import stats
-from training.entityquestions import load_relation
 
+from .estimate import dev_questions
 from .frames import outcomes
 from .profiles import Profile
 from .runs import Trained
@@ -99,7 +99,7 @@ def held_size(profile: Profile) -> tuple[int, str]:
     if profile.held_size is not None:
         n = min(profile.held_size, profile.eval_limit or profile.held_size)
         return n, f"D_Held of at most {n} facts (held_size {profile.held_size}{limit})"
-    dev = sum(len(load_relation(r, "dev")[: profile.dev_questions]) for r in profile.relations)
+    dev = dev_questions(profile)
     n = max(1, round(HIGHLY_KNOWN_SHARE * dev))
     n = min(n, profile.eval_limit or n)
     return n, (f"D_Held of all HighlyKnown dev questions: an estimate of {n} facts ({HIGHLY_KNOWN_SHARE:.0%} of "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .comparisons import held_size, power_line
-from .estimate import TOKENS_PER_FACT, base_eval_seconds, eval_facts, run_seconds, slick_seconds
+from .estimate import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
 from .profiles import Profile, model_label
 from .runs import Run
 
@@ -16,6 +16,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     print(f"analyses.{name} — profile {profile.name}, model {', '.join(map(model_label, models))}")
     several = len({r.config.get("seed") for r in runs}) > 1
     n_held = held_size(profile)[0]
+    dev = dev_questions(profile) if profile.slick else 0  # read once: every run evaluates the same held-out sets
     base_facts, seconds = {}, 0.0
     for run in runs:
         c = run.config
@@ -24,7 +25,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
         n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
                                      profile.known_size + profile.unknown_size)
         unknown = run.train_size - profile.known_size if run.train_size else profile.unknown_size
-        n_eval = eval_facts(profile, max(unknown, 0), n_held)
+        n_eval = eval_facts(profile, max(unknown, 0), n_held, dev)
         base_facts[c["model"]] = max(base_facts.get(c["model"], 0), n_eval)
         run_s = run_seconds(c, n_train, n_eval, n_held, profile)
         seconds += run_s

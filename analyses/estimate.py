@@ -57,6 +57,7 @@ def parameters(model: str) -> float:
 
 
 def dev_questions(profile: Profile) -> int:
+    """The dev questions the profile gives SLiCK, over its relations."""
     return sum(len(entityquestions.load_relation(r, "dev")[: profile.dev_questions]) for r in profile.relations)
 
 
@@ -71,9 +72,9 @@ def slick_seconds(profile: Profile) -> float:
     return prompts / CPU.slick_prompts_per_s[profile.slick_exemplars] * parameters(profile.model) / REFERENCE_PARAMS
 
 
-def eval_facts(profile: Profile, unknown: int, held: int) -> int:
-    """Facts evaluated per checkpoint: every eval set, each cut at the eval limit."""
-    dev = dev_questions(profile) if profile.slick else 0
+def eval_facts(profile: Profile, unknown: int, held: int, dev: int) -> int:
+    """Facts evaluated per checkpoint: every eval set, each cut at the eval limit; held-out MaybeKnown and
+    WeaklyKnown as their shares of the `dev` questions SLiCK classifies (0 without SLiCK)."""
     sets = [profile.known_size, unknown, held, round(MAYBE_KNOWN_SHARE * dev), round(WEAKLY_KNOWN_SHARE * dev)]
     return sum(min(n, profile.eval_limit or n) for n in sets)
 
