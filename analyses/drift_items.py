@@ -101,23 +101,27 @@ def missing_intervals(df: pd.DataFrame) -> str:
 PAIRED_OVER = {"RD": "held", "NS": "held", "MTD": "held", "Rank-rho": "unknown", "NTR": "unknown", "JSD": "unknown"}
 
 
-def drift_difference_line(a: Trained, b: Trained, metric: str = "RD") -> str | None:
-    """`a` − `b` in a drift metric at the last probed epoch, item by item on the same held-out facts (or answer
+def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
+    """`a` − `b` in each drift metric at the last probed epoch, item by item on the same held-out facts (or answer
     pairs): the paired difference of the means with its 95% interval (seeds, then items), an exact-where-possible
     Wilcoxon signed-rank p on the per-item values (one per seed) and the verdict: decided only when the interval
-    excludes 0 and every p is below 0.05. None where the runs do not share the items or lack their states."""
-    items = PAIRED_OVER[metric]
-    if any(a.run.config.get(k) != b.run.config.get(k) for k in {"held", items}):
-        return None
-    x = [item_values(r).get(metric) for r in a.replicates]
-    y = [item_values(r).get(metric) for r in b.replicates]
-    if any(v is None for v in x + y) or len(x) != len(y) or len({v.shape for v in x + y}) > 1:
-        return None
-    x, y = np.stack(x), np.stack(y)  # [S, E, N]
-    diff = stats.seeds_paired_difference(x, y, "last")
-    p = [float(wilcoxon(xs[-1], ys[-1], nan_policy="omit").pvalue) for xs, ys in zip(x, y)]
-    shown = f"{p[0]:.2g}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in p)
-    decided = not (diff.lo <= 0 <= diff.hi) and max(p) < 0.05
-    return (f"{a.label} − {b.label}: {metric} at the last epoch {diff.value:+.4f} [{diff.lo:+.4f}, {diff.hi:+.4f}] "
-            f"over {x.shape[2]} {'facts' if items == 'held' else 'pairs'}, Wilcoxon signed-rank p {shown}: "
-            f"{'decided' if decided else 'undecided'}")
+    excludes 0 and every p is below 0.05. A metric is left out where the runs do not share its items or lack their
+    states. Each run's per-item values are computed once for all the metrics."""
+    x_all, y_all = [item_values(r) for r in a.replicates], [item_values(r) for r in b.replicates]
+    lines = []
+    for metric in metrics:
+        items = PAIRED_OVER[metric]
+        if any(a.run.config.get(k) != b.run.config.get(k) for k in {"held", items}):
+            continue
+        x, y = [v.get(metric) for v in x_all], [v.get(metric) for v in y_all]
+        if any(v is None for v in x + y) or len(x) != len(y) or len({v.shape for v in x + y}) > 1:
+            continue
+        x, y = np.stack(x), np.stack(y)  # [S, E, N]
+        diff = stats.seeds_paired_difference(x, y, "last")
+        p = [float(wilcoxon(xs[-1], ys[-1], nan_policy="omit").pvalue) for xs, ys in zip(x, y)]
+        shown = f"{p[0]:.2g}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in p)
+        decided = not (diff.lo <= 0 <= diff.hi) and max(p) < 0.05
+        lines.append(f"{a.label} − {b.label}: {metric} at the last epoch {diff.value:+.4f} [{diff.lo:+.4f}, "
+                     f"{diff.hi:+.4f}] over {x.shape[2]} {'facts' if items == 'held' else 'pairs'}, Wilcoxon "
+                     f"signed-rank p {shown}: {'decided' if decided else 'undecided'}")
+    return lines

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .fig5 import planned_runs
 from .comparisons import forgetting_lines
-from .drift_items import PAIRED_OVER, drift_difference_line, drift_frame
+from .drift_items import PAIRED_OVER, drift_difference_lines, drift_frame
 from .frames import run_accuracy
 from .outputs import write_outputs
 from .plots import metric_panels
@@ -37,8 +37,8 @@ def render(ctx, trained) -> pd.DataFrame:
     last = df[df["epoch"] == df["epoch"].max()].pivot_table(index="metric", columns="run", values="value")
     print(last.to_string(float_format="{:.4f}".format))
     first, *others = trained
-    drift = [drift_difference_line(t, first, m) for t in others for m in PAIRED_OVER]
-    print("\n".join(filter(None, drift + forgetting_lines(trained))))
+    drift = [line for t in others for line in drift_difference_lines(t, first, list(PAIRED_OVER))]
+    print("\n".join(drift + forgetting_lines(trained)))
     return df
 
 

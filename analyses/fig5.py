@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .comparisons import forgetting_lines
-from .drift_items import drift_difference_line, drift_frame, missing_intervals
+from .drift_items import drift_difference_lines, drift_frame, missing_intervals
 from .outputs import interval_cell, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import Profile, synthetic_profile
@@ -60,7 +60,7 @@ def render(ctx, trained) -> pd.DataFrame:
     for _, r in last.iterrows():
         print(f"RD at the last epoch, {r['condition']}: {interval_cell(r['value'], r['lo'], r['hi'], '.4f')}")
     first, *others = trained
-    rd_lines = [drift_difference_line(t, first, "RD") for t in others]
+    rd_lines = [line for t in others for line in drift_difference_lines(t, first, ["RD"])]
     print("\n".join(filter(None, [missing_intervals(rd), *rd_lines] + forgetting_lines(trained))))
     return rd
 

@@ -215,7 +215,7 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     import torch
     from scipy.stats import wilcoxon
 
-    from analyses.drift_items import drift_difference_line
+    from analyses.drift_items import drift_difference_lines
     from analyses.runs import Run, Trained
     from training.config import RunConfig
     from training.run_dir import RunDir
@@ -234,8 +234,8 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
         return np.array([1 - torch.nn.functional.cosine_similarity(b, s, dim=0).item() for b, s in zip(base, last)])
 
     x, y = rd(runs["fast"]), rd(runs["slow"])
-    line = drift_difference_line(runs["fast"], runs["slow"], "RD")
+    [line] = drift_difference_lines(runs["fast"], runs["slow"], ["RD"])
     assert line.startswith(f"fast − slow: RD at the last epoch {np.mean(x - y):+.4f} [")
     assert f"p {wilcoxon(x, y).pvalue:.2g}" in line and f"over {len(x)} facts" in line
     other = Trained(Run("other", {**config, "held": config["known"]}), runs["slow"].dir, runs["slow"].records)
-    assert drift_difference_line(runs["fast"], other, "RD") is None
+    assert drift_difference_lines(runs["fast"], other, ["RD"]) == []
