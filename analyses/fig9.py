@@ -12,7 +12,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from training.config import RunConfig
+from training.config import DISTILL_POSITIONS, RunConfig
 
 from .comparisons import comparison_lines
 from .frames import run_accuracy
@@ -22,14 +22,13 @@ from .runs import Run, run_config
 from .skeleton import Analysis
 
 NAME = "fig9"
+M_Y = {"distill_positions": DISTILL_POSITIONS}  # eq. 2's two readings of M(y), in every profile
+QUICK = {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0), **M_Y}
 GRID = {
-    "paper": {"snapshot_epoch": (0, 1, 2, 3), "lam": (0.1, 0.5, 1.0, 1.5), "tau": (0.5, 1.0, 2.0, 4.0),
-              "distill_positions": ("all", "answer")},
-    "standard": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0),
-                 "distill_positions": ("all", "answer")},
-    "quick": {"snapshot_epoch": (0, 1, 2), "lam": (0.1, 1.0, 1.5), "tau": (0.5, 2.0),
-              "distill_positions": ("all", "answer")},
-    "micro": {"snapshot_epoch": (0, 1), "lam": (1.0,), "tau": (0.5,), "distill_positions": ("all", "answer")},
+    "paper": {"snapshot_epoch": (0, 1, 2, 3), "lam": (0.1, 0.5, 1.0, 1.5), "tau": (0.5, 1.0, 2.0, 4.0), **M_Y},
+    "standard": QUICK,
+    "quick": QUICK,
+    "micro": {"snapshot_epoch": (0, 1), "lam": (1.0,), "tau": (0.5,), **M_Y},
 }
 SYMBOL = {"snapshot_epoch": "i", "lam": "λ", "tau": "τ", "distill_positions": "M(y)"}
 

@@ -26,10 +26,10 @@ class BaseOutcomes:
                         "device": device_type, "precision": precision, "max_new_tokens": max_new_tokens}
 
     @classmethod
-    def of_run(cls, trainer, run) -> BaseOutcomes:
+    def of_run(cls, trainer) -> BaseOutcomes:
         """The cache a Trainer's run shares: in ``--cache-dir``/base-outcomes, else beside the run folder."""
         c = trainer.config
-        folder = Path(c.cache_dir) / "base-outcomes" if c.cache_dir else run.default_outcome_cache()
+        folder = Path(c.cache_dir) / "base-outcomes" if c.cache_dir else trainer.run_dir.default_outcome_cache()
         return cls(folder, trainer.base_path, device_type=trainer.device.type, precision=trainer.precision,
                    max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
 
