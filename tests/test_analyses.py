@@ -81,9 +81,12 @@ def test_module_writes_csv_and_figure(workspace, name):
         assert (known[lo] <= known[value] + 1e-12).all() and (known[value] <= known[hi] + 1e-12).all(), value
 
 
-def test_families_runs_each_model(workspace):
+def test_families_runs_each_model(workspace, capsys):
     df = run_module("families", workspace, "--models", str(workspace / "tiny"))
     assert set(df["model"]) == {"tiny"} and {"RD", "NS", "MTD"} <= set(df["metric"])
+    out = capsys.readouterr().out  # self-distillation − SFT, paired by fact, on forgetting, D_Unk and drift
+    for what in ("ΔD_Held", "D_Unk at the last epoch", "RD at the last epoch", "MTD at the last epoch"):
+        assert f"tiny, Self-distillation, semantic keys − SFT, semantic keys: {what}" in out, what
 
 
 def test_runs_are_reused(workspace, capsys):
