@@ -24,8 +24,20 @@ from .data import Data, Placeholders, shortfall_note
 from .dry_run import print_plan
 from .outputs import FIGURES, caption
 from .plots import FONT_SCALE, style
-from .profiles import PROFILES, Profile
+from .profiles import PROFILES, Profile, model_label
 from .runs import Run, Trained, ensure_replicates, seeded, standard_runs, training_seeds
+
+
+def runs_shortfall(trained: list[Trained]) -> str:
+    """The pool shortfalls of the runs' splits (read from each splits manifest, beside its files); where the runs
+    use several models' splits (``families``), each note is prefixed with its model."""
+    notes: dict[str, tuple[str, str]] = {}
+    for t in trained:
+        if known := t.run.config.get("known"):
+            notes.setdefault(str(Path(known).parent), (model_label(t.run.config["model"]), shortfall_note(known)))
+    if len(notes) == 1:
+        return next(iter(notes.values()))[1]
+    return "; ".join(f"{model}: {note}" for model, note in notes.values() if note)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -108,8 +120,7 @@ class Analysis:
             return None
         trained = [ensure_replicates(group, ctx.runs_dir) for group in seeded(self.plan(ctx, Data(ctx.runs_dir)),
                                                                               seeds)]
-        known = next((t.run.config["known"] for t in trained if t.run.config.get("known")), None)
-        ctx.shortfall = shortfall_note(known) if known else ""  # the splits' manifest, beside their files
+        ctx.shortfall = runs_shortfall(trained)
         with style(self.font_scale):
             return self.render(ctx, trained)
 

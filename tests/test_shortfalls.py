@@ -82,6 +82,26 @@ def test_the_caption_note(tmp_path):
     assert shortfall_note("<known>.jsonl") == ""  # a dry run's placeholder
 
 
+def test_the_caption_names_each_models_shortfall(tmp_path):
+    """families trains two models on two splits: both notes reach the caption, each under its model."""
+    from types import SimpleNamespace
+
+    from analyses.skeleton import runs_shortfall
+
+    def run(model, folder, known, held):
+        config = SplitConfig(known=64, unknown=64, held=64)
+        write_splits(make_splits(*pools(known=known, unknown=100, held=held), config), tmp_path / folder, config,
+                     ["P1"], {})
+        return SimpleNamespace(run=SimpleNamespace(config={"model": model, "known": str(tmp_path / folder /
+                                                                                      "known.jsonl")}))
+
+    smol, gemma = run("embedded", "a", known=62, held=38), run(str(tmp_path / "gemma3-270m"), "b", known=80, held=52)
+    note = shortfall_note(tmp_path / "a")
+    assert set(note.split(", ")) == {"D_Known 62 of 64 asked", "D_Held 38 of 64 asked"}
+    assert runs_shortfall([smol, smol]) == note
+    assert runs_shortfall([smol, gemma]) == f"SmolLM2-135M-Instruct: {note}; gemma3-270m: D_Held 52 of 64 asked"
+
+
 def test_analysis_splits_refused_recorded_and_reused(tmp_path, capsys):
     """Micro profile (no model asked): 12 HighlyKnown / 12 Unknown train questions of P17."""
     short = replace(PROFILES["micro"], known_size=40, unknown_size=8)
