@@ -107,6 +107,13 @@ def _read_manifest(path: Path) -> dict | None:
     return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
 
 
+def slick_dtype(profile: Profile) -> str | None:
+    """SLiCK's weights in the profile's precision (bfloat16 for bf16-mixed and bf16, float32 for fp32), so that it
+    asks the model in the precision the runs train and evaluate in; auto: the device's default (float32 on the CPU,
+    bfloat16 on a GPU)."""
+    return {"bf16-mixed": "bfloat16", "bf16": "bfloat16", "fp32": "float32"}.get(profile.precision)
+
+
 def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
     """SLiCK (or, in the micro profile, plain assignment) of the profile's questions → relation → records."""
     train = {r: load_relation(r, "train")[: profile.train_questions] for r in profile.relations}
@@ -119,8 +126,9 @@ def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
     config = SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
                          exemplars=profile.slick_exemplars, seed=profile.seed)
     device = profile.device or default_device()
-    model, tokenizer = load_model(profile.model, device=device)
-    precision = [] if device == "cpu" else [device, str(next(model.parameters()).dtype)]  # CPU: keys as before
+    model, tokenizer = load_model(profile.model, device=device, dtype=slick_dtype(profile))
+    dtype = str(next(model.parameters()).dtype)
+    precision = [] if device == "cpu" and dtype == "torch.float32" else [device, dtype]  # fp32 CPU: keys as before
     folder = runs_dir / "slick" / stable_hash([profile.model, asdict(config), *precision])
     pools = {r: load_relation(r, "train") for r in profile.relations}
     slick = Slick(model, tokenizer, pools, config)

@@ -33,7 +33,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min")
     slick = sum(slick_seconds(replace(profile, model=m)) for m in models)
-    base = sum(base_eval_seconds(m, n) for m, n in base_facts.items())
+    base = sum(base_eval_seconds(m, n, profile.precision) for m, n in base_facts.items())
     total = slick + base + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
           f"{slick / 60:.0f} min, θ0's evaluation ≈ {base / 60:.0f} min, {len(runs)} runs ≈ {seconds / 60:.0f} min: "

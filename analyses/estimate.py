@@ -1,6 +1,7 @@
 """A dry run's wall-time estimate on the 2-core CPU machine, from throughputs measured there.
 
-Rates are those of the embedded SmolLM2-135M in fp32 on the 2-core x86_64 CPU (torch 2.13.0+cpu, 2026-11-27):
+Rates are those of the embedded SmolLM2-135M in fp32 (``--precision bf16-mixed``: times the speed-ups measured
+there in bf16) on the 2-core x86_64 CPU (torch 2.13.0+cpu, 2026-11-27):
 training tokens/s are the medians of the quick-profile runs' recorded ``tokens_per_s`` (non-padded tokens, batch 16);
 evaluation facts/s are ``bench/eval_bench.py`` on a trained checkpoint and on θ0; probe prompts/s are
 ``bench/probe_bench.py`` (states + answer logits); SLiCK prompts/s are ``bench/slick_bench.py`` per exemplar mode,
@@ -41,6 +42,22 @@ class Rates:
 
 
 CPU = Rates()
+# --precision bf16-mixed on the same CPU (AMX): fp32's rates times the speed-ups measured there (bench/RESULTS.md):
+# training by bench/train_bench.py (SFT 1.07×, full distillation 1.40×; the others unmeasured, taken at SFT's), the
+# rest by bench/cpu_bf16_bench.py; a bf16-mixed run evaluates by decoding every answer under autocast (θ0's rate)
+BF16_SPEEDUP = {"train": {"full": 1.40}, "train_other": 1.07, "eval": 1.48, "probe": 1.87, "slick": 2.42}
+CPU_BF16 = Rates(
+    train_tokens_per_s={k: v * BF16_SPEEDUP["train"].get(k, BF16_SPEEDUP["train_other"])
+                        for k, v in CPU.train_tokens_per_s.items()},
+    eval_facts_per_s=CPU.base_eval_facts_per_s * BF16_SPEEDUP["eval"],
+    base_eval_facts_per_s=CPU.base_eval_facts_per_s * BF16_SPEEDUP["eval"],
+    probe_prompts_per_s=CPU.probe_prompts_per_s * BF16_SPEEDUP["probe"],
+    slick_prompts_per_s={k: v * BF16_SPEEDUP["slick"] for k, v in CPU.slick_prompts_per_s.items()})
+
+
+def rates(precision: str | None) -> Rates:
+    """The measured rates of a precision: bf16 ones for bf16-mixed / bf16, else fp32's (auto is fp32 on the CPU)."""
+    return CPU_BF16 if precision in ("bf16-mixed", "bf16") else CPU
 
 
 def parameters(model: str) -> float:
@@ -69,7 +86,8 @@ def slick_seconds(profile: Profile) -> float:
     train = sum(len(entityquestions.load_relation(r, "train")[: profile.train_questions]) for r in profile.relations)
     per_question = profile.slick_runs * (1 + NO_GREEDY_HIT_SHARE * profile.slick_samples)
     prompts = (train + dev_questions(profile)) * per_question
-    return prompts / CPU.slick_prompts_per_s[profile.slick_exemplars] * parameters(profile.model) / REFERENCE_PARAMS
+    speed = rates(profile.precision).slick_prompts_per_s[profile.slick_exemplars]
+    return prompts / speed * parameters(profile.model) / REFERENCE_PARAMS
 
 
 def eval_facts(profile: Profile, unknown: int, held: int, dev: int) -> int:
@@ -85,13 +103,14 @@ def run_seconds(config: dict, n_train: int, n_eval: int, n_held: int, profile: P
     condition, epochs = config.get("condition", "sft"), config["epochs"]
     kind = config.get("variant", "full") if condition == "self_distill" else condition
     snapshot = min(config.get("snapshot_epoch", 0), epochs) if condition in ("self_distill", "l2") else 0
-    train = ((epochs - snapshot) * n_train / CPU.train_tokens_per_s[kind]
-             + snapshot * profile.known_size / CPU.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
-    evaluation = epochs * n_eval / CPU.eval_facts_per_s
-    probe = (epochs + 1) * 2 * n_held / CPU.probe_prompts_per_s if config.get("probe") else 0.0
+    r = rates(config.get("precision"))
+    train = ((epochs - snapshot) * n_train / r.train_tokens_per_s[kind]
+             + snapshot * profile.known_size / r.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
+    evaluation = epochs * n_eval / r.eval_facts_per_s
+    probe = (epochs + 1) * 2 * n_held / r.probe_prompts_per_s if config.get("probe") else 0.0
     return (train + evaluation + probe) * parameters(config["model"]) / REFERENCE_PARAMS
 
 
-def base_eval_seconds(model: str, n_eval: int) -> float:
+def base_eval_seconds(model: str, n_eval: int, precision: str | None = None) -> float:
     """θ0's evaluation: once per base model and eval sets (runs beside each other share it)."""
-    return n_eval / CPU.base_eval_facts_per_s * parameters(model) / REFERENCE_PARAMS
+    return n_eval / rates(precision).base_eval_facts_per_s * parameters(model) / REFERENCE_PARAMS

@@ -15,6 +15,7 @@ from probekit.config import option
 from probekit.errors import ProbekitError
 from probekit.models import EMBEDDED, EMBEDDED_NAME
 from training import entityquestions
+from training.config import PRECISIONS
 
 PRESETS = ("micro", "paper", "quick", "standard")
 
@@ -58,6 +59,9 @@ class Profile:
     seed: int = option(0, "seed of SLiCK, the splits, the synthetic facts and training")
     seeds: list[int] = option(help="training seeds: every run once per seed, the data staying those of --seed "
                               "(none given: --seed alone)", default_factory=list)
+    precision: str = option("auto", "precision of training, evaluation, probes and SLiCK: auto (bf16 autocast on a "
+                            "GPU, fp32 on the CPU), fp32, bf16-mixed (fp32 weights, bf16 autocast; SLiCK with bf16 "
+                            "weights: fast on CPUs with AMX or AVX512-BF16), bf16", choices=PRECISIONS)
     device: str | None = option(None, "cpu, cuda, cuda:N of SLiCK, training, evaluation and probes (None: cuda if "
                                 "available)",
                                 runtime=True)

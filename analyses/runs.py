@@ -67,7 +67,8 @@ def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
                 weakly_known=_nonempty(data.get("weakly_known")), lr=profile.lr, batch_size=profile.batch_size,
                 epochs=profile.epochs,
                 seed=profile.seed, lam=profile.lam, tau=profile.tau, snapshot_epoch=profile.snapshot_epoch,
-                eval_limit=profile.eval_limit, keep=profile.keep, probe_layer=profile.layer, device=profile.device)
+                eval_limit=profile.eval_limit, keep=profile.keep, probe_layer=profile.layer, device=profile.device,
+                precision=None if profile.precision == "auto" else profile.precision)  # auto: the run's default
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 

@@ -4,10 +4,13 @@ import importlib
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from training.run_dir import RunDir
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
 
@@ -87,6 +90,21 @@ def test_families_runs_each_model(workspace, capsys):
     out = capsys.readouterr().out  # self-distillation − SFT, paired by fact, on forgetting, D_Unk and drift
     for what in ("ΔD_Held", "D_Unk at the last epoch", "RD at the last epoch", "MTD at the last epoch"):
         assert f"tiny, Self-distillation, semantic keys − SFT, semantic keys: {what}" in out, what
+
+
+def test_precision_reaches_the_runs_and_names_their_folders(workspace):
+    """--precision bf16-mixed trains (and evaluates) in bf16 autocast on the CPU, in its own folder; auto keeps the
+    folders runs had before the flag existed."""
+    from analyses.profiles import PROFILES
+    from analyses.runs import run_config
+
+    quick = PROFILES["quick"]
+    assert "precision" not in run_config(quick, {"known": "k.jsonl"})  # auto: earlier runs keep their keys
+    assert run_config(replace(quick, precision="bf16-mixed"), {})["precision"] == "bf16-mixed"
+    run_module("fig2", workspace)
+    run_module("fig2", workspace, "--precision", "bf16-mixed")
+    records = {RunDir(d).record()["precision"]: d.name for d in (workspace / "runs").glob("only-known-*")}
+    assert set(records) == {"fp32", "bf16-mixed"}  # two folders, one per precision
 
 
 def test_runs_are_reused(workspace, capsys):

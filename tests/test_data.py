@@ -208,6 +208,38 @@ def slick_table(relation, split, counts):
     return out
 
 
+def test_slick_asks_the_model_in_the_profiles_precision(monkeypatch, tmp_path):
+    """--precision bf16-mixed gives SLiCK bf16 weights and its own results folder; fp32 on the CPU keeps the folder
+    SLiCK results had before the flag existed."""
+    from dataclasses import asdict, replace
+
+    from analyses import data as analyses_data
+    from analyses.profiles import PROFILES
+    from probekit.entities import fact_to_record
+    from probekit.io import stable_hash
+
+    tok, asked = byte_bpe_tokenizer(), []
+
+    def load_model(model, device, dtype):
+        weights = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        return tiny_model("qwen2", len(tok)).to(weights), tok
+
+    def run_slick(slick, facts, out_file, model_name):
+        asked.append((next(slick.decoder.model.parameters()).dtype, out_file.parent.name))
+        return [{**fact_to_record(f), "category": "Unknown"} for f in facts]
+
+    monkeypatch.setattr(analyses_data, "load_model", load_model)
+    monkeypatch.setattr(analyses_data, "run_slick", run_slick)
+    quick = replace(PROFILES["quick"], train_questions=2, dev_questions=2, device="cpu")
+    for precision in ("auto", "fp32", "bf16-mixed"):
+        analyses_data._slick_records(replace(quick, precision=precision), tmp_path)
+    config = SlickConfig(runs=quick.slick_runs, shots=quick.slick_shots, samples=quick.slick_samples,
+                         exemplars=quick.slick_exemplars, seed=quick.seed)
+    before = stable_hash([quick.model, asdict(config)])
+    assert {a for a in asked if a[0] == torch.float32} == {(torch.float32, before)}
+    assert {a[1] for a in asked if a[0] == torch.bfloat16} - {before}
+
+
 def test_splits_disjoint_sized_and_filtered():
     train = {"P1": slick_table("P1", "train", {"HighlyKnown": 50, "Unknown": 60, "MaybeKnown": 5}),
              "P2": slick_table("P2", "train", {"HighlyKnown": 50, "Unknown": 60})}

@@ -1,5 +1,7 @@
 """The dry run's wall-time estimate: each run's time is the arithmetic of the measured rates, parameter counts come
 from safetensors headers, and SLiCK is costed per question, run and sample."""
+from dataclasses import replace
+
 import pytest
 
 from analyses import estimate
@@ -41,3 +43,16 @@ def test_slick_is_costed_per_question_run_and_sample():
     prompts = (train + 3530) * 4 * (1 + estimate.NO_GREEDY_HIT_SHARE)
     assert estimate.slick_seconds(profile) == pytest.approx(prompts / estimate.CPU.slick_prompts_per_s["independent"])
     assert estimate.slick_seconds(PROFILES["micro"]) == 0.0
+
+
+def test_bf16_mixed_is_costed_at_the_bf16_rates():
+    profile = PROFILES["standard"]
+    sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
+    bf16 = estimate.CPU_BF16
+    expected = (5 * 1000 * estimate.TOKENS_PER_FACT / bf16.train_tokens_per_s["sft"]
+                + 5 * 2000 / bf16.eval_facts_per_s + 6 * 2 * 300 / bf16.probe_prompts_per_s)
+    assert estimate.run_seconds(dict(sft, precision="bf16-mixed"), 1000, 2000, 300, profile) == pytest.approx(expected)
+    fp32 = estimate.slick_seconds(profile)
+    assert estimate.slick_seconds(replace(profile, precision="bf16-mixed")) == pytest.approx(
+        fp32 / estimate.BF16_SPEEDUP["slick"])
+    assert estimate.rates("auto") is estimate.rates(None) is estimate.CPU  # auto is fp32 on the CPU
