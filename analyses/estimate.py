@@ -45,10 +45,11 @@ CPU = Rates()
 # --precision bf16-mixed on the same CPU (AMX): fp32's rates times the speed-ups measured there (bench/RESULTS.md):
 # training by bench/train_bench.py (SFT 1.07×, full distillation 1.40×; the others unmeasured, taken at SFT's), the
 # rest by bench/cpu_bf16_bench.py; a bf16-mixed run evaluates by decoding every answer under autocast (θ0's rate)
-BF16_SPEEDUP = {"train": {"full": 1.40}, "train_other": 1.07, "eval": 1.48, "probe": 1.87, "slick": 2.42}
+BF16_TRAIN_SPEEDUP = {"full": 1.40}  # the other kinds at SFT's
+BF16_SPEEDUP = {"sft": 1.07, "eval": 1.48, "probe": 1.87, "slick": 2.42}
 CPU_BF16 = Rates(
-    train_tokens_per_s={k: v * BF16_SPEEDUP["train"].get(k, BF16_SPEEDUP["train_other"])
-                        for k, v in CPU.train_tokens_per_s.items()},
+    train_tokens_per_s={kind: rate * BF16_TRAIN_SPEEDUP.get(kind, BF16_SPEEDUP["sft"])
+                        for kind, rate in CPU.train_tokens_per_s.items()},
     eval_facts_per_s=CPU.base_eval_facts_per_s * BF16_SPEEDUP["eval"],
     base_eval_facts_per_s=CPU.base_eval_facts_per_s * BF16_SPEEDUP["eval"],
     probe_prompts_per_s=CPU.probe_prompts_per_s * BF16_SPEEDUP["probe"],

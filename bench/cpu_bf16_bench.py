@@ -26,11 +26,11 @@ import time
 
 import torch
 
+from probekit.capture import Prober
 from probekit.entities import Fact
 from probekit.io import write_json
-from probekit.models import load_model
-from probekit.capture import Prober
 from probekit.metrics import DEFAULT_K
+from probekit.models import load_model
 from training.entityquestions import load_relation
 from training.evaluation import evaluate
 from training.slick import Slick, SlickConfig

@@ -1,6 +1,10 @@
 """The dry run's wall-time estimate: each run's time is the arithmetic of the measured rates, parameter counts come
 from safetensors headers, and SLiCK is costed per question, run and sample."""
+import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +13,8 @@ from analyses.profiles import PROFILES
 from probekit.models import load_causal_lm
 
 from .test_trainer import make_data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_seconds_is_training_evaluation_and_probe_at_the_measured_rates():
@@ -56,3 +62,14 @@ def test_bf16_mixed_is_costed_at_the_bf16_rates():
     assert estimate.slick_seconds(replace(profile, precision="bf16-mixed")) == pytest.approx(
         fp32 / estimate.BF16_SPEEDUP["slick"])
     assert estimate.rates("auto") is estimate.rates(None) is estimate.CPU  # auto is fp32 on the CPU
+
+
+@pytest.mark.slow
+def test_the_bench_that_measures_the_bf16_rates_runs(tmp_path):
+    out = tmp_path / "bf16.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "cpu_bf16_bench.py"), "--n", "4", "--runs", "1", "--out",
+                    str(out)], check=True, cwd=ROOT, timeout=600, capture_output=True)
+    result = json.loads(out.read_text())
+    for side in ("slick", "evaluation", "probe"):
+        assert result[side]["speedup"] > 0, side
+    assert result["slick"]["greedy_answers_compared"] == 4 and result["evaluation"]["facts"] == 4
