@@ -21,7 +21,7 @@ from probekit.config import option
 from probekit.errors import ProbekitError
 from probekit.models import MODEL_NAMES, resolve_model_path
 
-from .comparisons import difference_line, forgetting_lines
+from .comparisons import comparison_lines, forgetting_lines
 from .drift_items import drift_difference_lines, drift_frame, missing_intervals
 from .fig5 import planned_runs
 from .fig11 import LABELS
@@ -94,7 +94,7 @@ def render(ctx, trained) -> pd.DataFrame:
         by_model.setdefault(model_label(t.run.config["model"]), []).append(t)
     for model, (first, *others) in by_model.items():
         lines = forgetting_lines([first, *others])
-        lines += [line for t in others if (line := difference_line(t, first, "last", "unknown"))]
+        lines += comparison_lines([(t, first) for t in others], "last", "unknown")
         lines += [line for t in others for line in drift_difference_lines(t, first, METRICS)]
         print("\n".join(f"{model}, {line}" for line in lines))
     return df
