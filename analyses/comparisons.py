@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,28 +53,64 @@ def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:
     return lines + [line for t in others if (line := difference_line(t, first, "forgetting", split))]
 
 
-def difference_line(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> str | None:
-    """`a` − `b` on the same facts: ΔD_Held ("forgetting") or last-epoch accuracy ("last") of `split` in pp, with its
-    95% interval, McNemar's p on the last epoch's outcomes and the verdict; None where the runs do not share their
-    facts, epochs and seeds (not a paired comparison)."""
+@dataclass
+class Paired:
+    """`a` − `b` on the same items (facts, or answer pairs): the difference with its 95% interval over seeds and
+    items (`diff`, in `unit`: pp, or "" for a drift metric's own scale), one p per training seed (exact McNemar on
+    the last epoch's outcomes, or Wilcoxon) and the number of `items`, `n`."""
+
+    a: str
+    b: str
+    what: str
+    diff: stats.Estimate
+    p: list[float]
+    n: int
+    unit: str = "pp"
+    items: str = "facts"
+
+    @property
+    def decided(self) -> bool:
+        """The interval excludes 0 and every seed's p is below 0.05."""
+        return not (self.diff.lo <= 0 <= self.diff.hi) and max(self.p) < 0.05
+
+
+def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> Paired:
+    """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: the paired difference of `statistic`
+    ("forgetting": ΔD_Held, or "last": the last epoch's share) in pp, McNemar's p on the last epoch (per seed)."""
+    diff = stats.seeds_paired_difference(x, y, statistic)
+    if statistic != "forgetting":
+        diff = stats.Estimate(100 * diff.value, 100 * diff.lo, 100 * diff.hi)
+    p = [stats.mcnemar(xs[-1], ys[-1]) for xs, ys in zip(x, y)]
+    return Paired(a, b, what, diff, p, x.shape[2])
+
+
+def run_difference(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> Paired | None:
+    """`a` − `b` on the same facts: ΔD_Held ("forgetting") or last-epoch accuracy ("last") of `split` in pp; None
+    where the runs do not share their facts, epochs and seeds (not a paired comparison)."""
     x, y = outcomes(a, split), outcomes(b, split)
     if x.shape != y.shape:
         return None
     name = SPLIT_NAMES.get(split, split)
-    return paired_line(a.label, b.label, x, y, statistic,
-                       f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch")
+    return paired_outcomes(a.label, b.label, x, y, statistic,
+                           f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch")
+
+
+def difference_line(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> str | None:
+    """``run_difference`` as a line with its verdict (None where the runs are not paired)."""
+    paired = run_difference(a, b, statistic, split)
+    return paired and outcome_line(paired)
 
 
 def paired_line(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> str:
-    """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: the paired difference of `statistic`
-    ("forgetting" in pp, or "last": the last epoch's share) with its 95% interval, McNemar's p on the last epoch's
-    outcomes (per seed) and the verdict."""
-    diff = stats.seeds_paired_difference(x, y, statistic)
-    scale = 1 if statistic == "forgetting" else 100
-    p = [stats.mcnemar(xs[-1], ys[-1]) for xs, ys in zip(x, y)]
-    mcnemar = f"{p[0]:.3f}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.3f}" for v in p)
-    return (f"{a} − {b}: {what} {scale * diff.value:+.1f} pp [{scale * diff.lo:+.1f}, "
-            f"{scale * diff.hi:+.1f}], McNemar p (last epoch) {mcnemar}: {verdict(diff, x.shape[2], p)}")
+    """``paired_outcomes`` as a line with its verdict."""
+    return outcome_line(paired_outcomes(a, b, x, y, statistic, what))
+
+
+def outcome_line(c: Paired) -> str:
+    """`a − b: what +d pp [lo, hi], McNemar p (last epoch) …: verdict`."""
+    mcnemar = f"{c.p[0]:.3f}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.3f}" for v in c.p)
+    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.1f} pp [{c.diff.lo:+.1f}, {c.diff.hi:+.1f}], McNemar p "
+            f"(last epoch) {mcnemar}: {verdict(c.diff, c.n, c.p)}")
 
 
 def verdict(diff: stats.Estimate, n: int, p: list[float]) -> str:

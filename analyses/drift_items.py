@@ -19,6 +19,7 @@ from probekit.drift_probe import ProbeConfig
 from probekit.entities import read_facts
 from probekit.errors import ProbekitError
 
+from .comparisons import Paired
 from .frames import probe_frame, seed_frame
 from .runs import Trained
 
@@ -101,14 +102,13 @@ def missing_intervals(df: pd.DataFrame) -> str:
 PAIRED_OVER = {"RD": "held", "NS": "held", "MTD": "held", "Rank-rho": "unknown", "NTR": "unknown", "JSD": "unknown"}
 
 
-def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
+def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
     """`a` − `b` in each drift metric at the last probed epoch, item by item on the same held-out facts (or answer
-    pairs): the paired difference of the means with its 95% interval (seeds, then items), an exact-where-possible
-    Wilcoxon signed-rank p on the per-item values (one per seed) and the verdict: decided only when the interval
-    excludes 0 and every p is below 0.05. A metric is left out where the runs do not share its items or lack their
-    states. Each run's per-item values are computed once for all the metrics."""
+    pairs): the paired difference of the means with its 95% interval (seeds, then items) and an exact-where-possible
+    Wilcoxon signed-rank p on the per-item values (one per seed). A metric is left out where the runs do not share
+    its items or lack their states. Each run's per-item values are computed once for all the metrics."""
     x_all, y_all = [item_values(r) for r in a.replicates], [item_values(r) for r in b.replicates]
-    lines = []
+    out = []
     for metric in metrics:
         items = PAIRED_OVER[metric]
         if any(a.run.config.get(k) != b.run.config.get(k) for k in {"held", items}):
@@ -119,9 +119,19 @@ def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]
         x, y = np.stack(x), np.stack(y)  # [S, E, N]
         diff = stats.seeds_paired_difference(x, y, "last")
         p = [float(wilcoxon(xs[-1], ys[-1], nan_policy="omit").pvalue) for xs, ys in zip(x, y)]
-        shown = f"{p[0]:.2g}" if len(p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in p)
-        decided = not (diff.lo <= 0 <= diff.hi) and max(p) < 0.05
-        lines.append(f"{a.label} − {b.label}: {metric} at the last epoch {diff.value:+.4f} [{diff.lo:+.4f}, "
-                     f"{diff.hi:+.4f}] over {x.shape[2]} {'facts' if items == 'held' else 'pairs'}, Wilcoxon "
-                     f"signed-rank p {shown}: {'decided' if decided else 'undecided'}")
-    return lines
+        out.append(Paired(a.label, b.label, f"{metric} at the last epoch", diff, p, x.shape[2], "",
+                          "facts" if items == "held" else "pairs"))
+    return out
+
+
+def drift_line(c: Paired) -> str:
+    """`a − b: metric +d [lo, hi] over N facts, Wilcoxon signed-rank p …: decided | undecided` (decided only when
+    the interval excludes 0 and every p is below 0.05)."""
+    shown = f"{c.p[0]:.2g}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in c.p)
+    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.4f} [{c.diff.lo:+.4f}, {c.diff.hi:+.4f}] over {c.n} "
+            f"{c.items}, Wilcoxon signed-rank p {shown}: {'decided' if c.decided else 'undecided'}")
+
+
+def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
+    """``drift_differences`` as lines with their verdicts."""
+    return [drift_line(c) for c in drift_differences(a, b, metrics)]

@@ -73,13 +73,16 @@ def interval_cell(value, lo, hi, fmt: str = ".3f") -> str | None:
 
 
 def markdown(df: pd.DataFrame) -> str:
-    """A Markdown table, 3 decimals, missing values as —; a column with `c lo` / `c hi` as `value [lo, hi]`."""
+    """A Markdown table, 3 decimals, missing values as —; a column with `c lo` / `c hi` as `value [lo, hi]`; text
+    cells as written (a p of "7e-12" stays that)."""
+    text = [c for c in df.columns if df[c].map(lambda v: isinstance(v, str) or pd.isna(v)).all()]
     df = df.astype(object).where(df.notna(), None)
     for column in [c for c in df.columns if f"{c} lo" in df.columns and f"{c} hi" in df.columns]:
         df[column] = pd.Series([interval_cell(*v) for v in zip(df[column], df[f"{column} lo"], df[f"{column} hi"])],
                                index=df.index, dtype=object)
         df = df.drop(columns=[f"{column} lo", f"{column} hi"])
-    return df.to_markdown(index=False, floatfmt=".3f", missingval="—")
+    as_written = [i for i, c in enumerate(df.columns) if c in text] if len(df) else False  # (tabulate: no rows)
+    return df.to_markdown(index=False, floatfmt=".3f", missingval="—", disable_numparse=as_written)
 
 
 def save_table(df: pd.DataFrame, name: str, figures_dir: Path, title: str, notes: list[str] = ()) -> Path:

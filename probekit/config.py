@@ -21,8 +21,9 @@ from .errors import ProbekitError
 
 def option(default: Any = MISSING, help: str = "", *, choices: list | tuple | None = None, runtime: bool = False,
            default_factory: Any = MISSING, **metadata) -> Any:
-    """A dataclass field with its help text (and choices) for the command line; ``runtime`` as above."""
-    meta = {"help": help, "runtime": runtime, **metadata}
+    """A dataclass field with its help text (and choices) for the command line; ``runtime`` as above. The help is
+    plain text ("95%" is shown as written)."""
+    meta = {"help": help.replace("%", "%%"), "runtime": runtime, **metadata}
     if choices is not None:
         meta["choices"] = list(choices)
     if default_factory is not MISSING:

@@ -48,6 +48,9 @@ EXPECTED = {  # module → (csv column that names the series, series it must hol
                              "SFT, UUID keys"}),
     "frontier": ("run", {"SFT", "Self-distillation", "Only Known"}),
     "l2": ("run", {"SFT", "Self-distillation", "L2 to snapshot"}),
+    "claims": ("claim", {"SFT forgets more than self-distillation", "self-distillation ≈ Only Known",
+                         "semantic keys drift and forget more than UUID keys",
+                         "RD: SFT semantic > self-distillation ≈ UUID"}),
 }
 ANALYSES = list(EXPECTED) + ["families"]
 

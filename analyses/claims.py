@@ -1,0 +1,159 @@
+"""The study's four claims, each marked supported, contradicted or undecided at this power, from fig3's and fig5's
+runs (trained here where missing, shared with those figures).
+
+A claim is one or more paired comparisons on the same held-out facts (ΔD_Held: peak → last, pp, exact McNemar p on
+the last epoch; RD: last epoch, Wilcoxon signed-rank p; one p per training seed):
+
+- "a > b": supported when the 95% interval of a − b lies above 0 and every p is below 0.05; contradicted when it
+  lies below 0 with every p below 0.05; otherwise undecided.
+- "a ≈ b": supported when the 95% interval of a − b lies inside ± the margin (``--margin`` pp for ΔD_Held,
+  ``--rd-margin`` for RD); contradicted when it lies wholly outside it with every p below 0.05; otherwise undecided.
+
+A claim is supported when all its comparisons are, contradicted when any is, else undecided.
+
+Writes claims.md (the table), claims.csv and claims.png / .pdf (each difference with its interval and margin).
+
+    python -m analyses.claims [--profile quick|standard|paper] [--seeds 0 1 2] [--margin 3] [--rd-margin 0.005]
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from probekit.config import option
+
+from . import fig3, fig5
+from .comparisons import Paired, run_difference
+from .drift_items import drift_differences
+from .outputs import interval_cell, save_table, write_outputs
+from .profiles import synthetic_profile
+from .runs import Run, Trained
+from .skeleton import Analysis, standard_plan
+
+NAME = "claims"
+RULES = [" ".join(rule.removeprefix("- ").split()) for paragraph in __doc__.split("\n\n")[1:4]
+         for rule in paragraph.split("\n- ")]  # how a verdict is reached, as the docstring says
+VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "undecided": "0.5"}
+FIG5 = list(fig5.CONDITIONS)  # SFT semantic, self-distillation semantic, SFT UUID
+
+
+@dataclass
+class Options:
+    margin: float = option(3.0, "a ≈ claim on ΔD_Held holds when the 95% interval of the difference lies within ± "
+                           "this many pp")
+    rd_margin: float = option(0.005, "a ≈ claim on RD holds when the 95% interval of the difference lies within ± "
+                              "this")
+
+
+def plan(ctx, data) -> list[Run]:
+    """fig3's runs (pooled relations), then fig5's (the synthetic P17 setting)."""
+    return standard_plan(fig3.LABELS)(ctx, data) + fig5.planned_runs(synthetic_profile(ctx.profile), data)
+
+
+def comparison_verdict(c: Paired, relation: str, margin: float) -> str:
+    """supported / contradicted / undecided for `a > b` (relation ">") or `a ≈ b` within ± margin ("≈")."""
+    lo, hi = c.diff.lo, c.diff.hi
+    significant = max(c.p) < 0.05
+    if relation == ">":
+        if lo > 0 and significant:
+            return "supported"
+        return "contradicted" if hi < 0 and significant else "undecided"
+    if -margin <= lo and hi <= margin:
+        return "supported"
+    return "contradicted" if (lo > margin or hi < -margin) and significant else "undecided"
+
+
+def claim_verdict(verdicts: list[str]) -> str:
+    """Supported when every comparison is, contradicted when any is, else undecided."""
+    if "contradicted" in verdicts:
+        return "contradicted"
+    return "supported" if all(v == "supported" for v in verdicts) else "undecided"
+
+
+Comparison = tuple[str, Paired | None, str, float]  # claim, comparison, relation (">" or "≈"), margin
+
+
+def comparisons(runs: dict[str, Trained], margin: float, rd_margin: float) -> list[Comparison]:
+    """(claim, comparison, relation, margin) of every comparison the four claims make (None: the runs are not
+    paired, e.g. their states are missing)."""
+    def rd(a: str, b: str) -> Paired | None:
+        return next(iter(drift_differences(runs[a], runs[b], ["RD"])), None)
+
+    sft, sd, uuid = FIG5
+    return [
+        ("SFT forgets more than self-distillation", run_difference(runs["SFT"], runs["Self-distillation"]), ">", 0.0),
+        ("self-distillation ≈ Only Known", run_difference(runs["Self-distillation"], runs["Only Known"]), "≈",
+         margin),
+        ("semantic keys drift and forget more than UUID keys", run_difference(runs[sft], runs[uuid]), ">", 0.0),
+        ("semantic keys drift and forget more than UUID keys", rd(sft, uuid), ">", 0.0),
+        ("RD: SFT semantic > self-distillation ≈ UUID", rd(sft, sd), ">", 0.0),
+        ("RD: SFT semantic > self-distillation ≈ UUID", rd(sd, uuid), "≈", rd_margin),
+    ]
+
+
+def claims_frame(trained: list[Trained], margin: float, rd_margin: float) -> pd.DataFrame:
+    """One row per comparison: claim, comparison, unit, difference (lo, hi), p (per seed), n, verdict and the
+    claim's verdict."""
+    rows = []
+    for claim, c, relation, m in comparisons({t.label: t for t in trained}, margin, rd_margin):
+        if c is None:
+            rows.append(dict(claim=claim, comparison=f"not paired ({relation})", verdict="undecided"))
+            continue
+        unit = c.unit or "1 − cos"
+        rule = "> 0" if relation == ">" else f"≈ 0 within ± {m:g}{' pp' if c.unit == 'pp' else ''}"
+        rows.append({"claim": claim, "comparison": f"{c.a} − {c.b}: {c.what} {rule}", "unit": unit,
+                     "difference": c.diff.value, "difference lo": c.diff.lo, "difference hi": c.diff.hi,
+                     "margin": m if relation == "≈" else None, "p": " / ".join(f"{v:.2g}" for v in c.p), "n": c.n,
+                     "verdict": comparison_verdict(c, relation, m)})
+    df = pd.DataFrame(rows)
+    df["claim verdict"] = df.groupby("claim", sort=False)["verdict"].transform(lambda v: claim_verdict(list(v)))
+    return df
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as printed: each difference as `value [lo, hi]` (1 decimal in pp, 4 for RD)."""
+    cells = [interval_cell(v, lo, hi, ".1f" if unit == "pp" else ".4f") for v, lo, hi, unit in
+             zip(df["difference"], df["difference lo"], df["difference hi"], df["unit"])]
+    return df.drop(columns=["difference lo", "difference hi", "margin"]).assign(difference=cells)
+
+
+def plot(df: pd.DataFrame, note: str):
+    """A panel per unit (ΔD_Held in pp, RD): each comparison's difference with its 95% interval, coloured by
+    verdict, the ± margin of a ≈ comparison shaded, 0 marked."""
+    units = list(dict.fromkeys(df["unit"].dropna()))
+    fig, axes = plt.subplots(1, len(units), figsize=(6 * len(units), 3.5), squeeze=False)
+    for ax, unit in zip(axes[0], units):
+        sub = df[df["unit"] == unit].reset_index(drop=True)
+        y = range(len(sub))[::-1]
+        for yi, (_, r) in zip(y, sub.iterrows()):
+            if pd.notna(r["margin"]):
+                ax.fill_betweenx([yi - 0.3, yi + 0.3], -r["margin"], r["margin"], color="0.85", linewidth=0)
+            ax.errorbar(r["difference"], yi, xerr=[[r["difference"] - r["difference lo"]],
+                                                   [r["difference hi"] - r["difference"]]],
+                        fmt="o", color=VERDICT_COLORS[r["verdict"]], capsize=3)
+        ax.axvline(0, color="0.3", linewidth=0.8)
+        ax.set_ylim(-0.6, len(sub) - 0.4)
+        ax.set_yticks(list(y), [textwrap.fill(c.split(":")[0], 32) for c in sub["comparison"]], fontsize=7)
+        ax.set_xlabel(f"{'ΔD_Held' if unit == 'pp' else 'RD'} difference ({unit})")
+    fig.text(0.5, -0.06, f"{note}; green supported, red contradicted, grey undecided; shaded: the ≈ margin",
+             ha="center", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def render(ctx, trained) -> pd.DataFrame:
+    df = claims_frame(trained, ctx.options.margin, ctx.options.rd_margin)
+    write_outputs(plot(df, ctx.caption()), df, NAME, ctx.figures_dir, ctx.seconds())
+    title = f"The study's claims on {ctx.caption()}: each paired comparison with its 95% interval and p (per seed)"
+    save_table(shown(df), NAME, ctx.figures_dir, title, RULES)
+    return df
+
+
+ANALYSIS = Analysis(NAME, __doc__, plan, render, options=Options)
+main = ANALYSIS.main
+
+if __name__ == "__main__":
+    ANALYSIS.cli()

@@ -1,0 +1,69 @@
+"""The study's claims as verdicts: each comparison's rule against a plain reading of it, the claim's combination, and
+the table's text cells."""
+import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analyses.claims import claim_verdict, comparison_verdict
+from analyses.comparisons import Paired
+from analyses.outputs import markdown
+from probekit.stats import Estimate
+
+finite = st.floats(-50, 50, allow_nan=False)
+ps = st.lists(st.floats(0, 1), min_size=1, max_size=3)
+
+
+def paired(lo: float, hi: float, p: list[float]) -> Paired:
+    return Paired("a", "b", "ΔD_Held", Estimate((lo + hi) / 2, lo, hi), p, 100)
+
+
+def ref_verdict(lo, hi, p, relation, margin):
+    """The rule as the docstring words it, case by case."""
+    significant = all(v < 0.05 for v in p)
+    if relation == ">":
+        if lo > 0 and hi > 0 and significant:
+            return "supported"
+        if lo < 0 and hi < 0 and significant:
+            return "contradicted"
+        return "undecided"
+    if all(-margin <= v <= margin for v in (lo, hi)):
+        return "supported"
+    wholly_outside = all(v > margin for v in (lo, hi)) or all(v < -margin for v in (lo, hi))
+    return "contradicted" if wholly_outside and significant else "undecided"
+
+
+@given(finite, finite, ps, st.sampled_from([">", "≈"]), st.floats(0, 10))
+def test_comparison_verdict_follows_the_rule(a, b, p, relation, margin):
+    lo, hi = min(a, b), max(a, b)
+    assert comparison_verdict(paired(lo, hi, p), relation, margin) == ref_verdict(lo, hi, p, relation, margin)
+
+
+@given(finite, finite, ps, st.floats(0, 10))
+def test_swapping_the_runs_mirrors_the_verdict(a, b, p, margin):
+    """b − a: "a > b" supported ⇔ "b > a" contradicted; "a ≈ b" is symmetric."""
+    lo, hi = min(a, b), max(a, b)
+    forward, backward = paired(lo, hi, p), paired(-hi, -lo, p)
+    swap = {"supported": "contradicted", "contradicted": "supported", "undecided": "undecided"}
+    assert comparison_verdict(backward, ">", 0) == swap[comparison_verdict(forward, ">", 0)]
+    assert comparison_verdict(backward, "≈", margin) == comparison_verdict(forward, "≈", margin)
+
+
+def test_a_clear_difference_needs_every_seeds_p():
+    assert comparison_verdict(paired(2, 9, [0.01, 0.02]), ">", 0) == "supported"
+    assert comparison_verdict(paired(2, 9, [0.01, 0.2]), ">", 0) == "undecided"
+    # equal within the margin needs no p: a small interval inside ± 3 pp is equivalence
+    assert comparison_verdict(paired(-1, 2, [0.9]), "≈", 3) == "supported"
+    assert comparison_verdict(paired(-1, 4, [0.9]), "≈", 3) == "undecided"
+    assert comparison_verdict(paired(4, 9, [0.01]), "≈", 3) == "contradicted"
+
+
+def test_claim_verdict_combines_its_comparisons():
+    assert claim_verdict(["supported", "supported"]) == "supported"
+    assert claim_verdict(["supported", "undecided"]) == "undecided"
+    assert claim_verdict(["supported", "contradicted"]) == "contradicted"
+    assert claim_verdict(["undecided", "contradicted"]) == "contradicted"
+
+
+def test_markdown_keeps_text_cells_as_written():
+    table = markdown(pd.DataFrame({"x": [0.12345], "p": ["7.3e-12"], "n": [38]}))
+    assert "7.3e-12" in table and "0.123" in table and "0.000" not in table
