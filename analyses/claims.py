@@ -38,6 +38,8 @@ RULES = [" ".join(rule.removeprefix("- ").split()) for paragraph in __doc__.spli
          for rule in paragraph.split("\n- ")]  # how a verdict is reached, as the docstring says
 VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "undecided": "0.5"}
 FIG5 = list(fig5.CONDITIONS)  # SFT semantic, self-distillation semantic, SFT UUID
+COLUMNS = ["claim", "comparison", "unit", "difference", "difference lo", "difference hi", "margin", "p", "n", "verdict",
+           "claim verdict"]
 
 
 @dataclass
@@ -100,7 +102,8 @@ def claims_frame(trained: list[Trained], margin: float, rd_margin: float) -> pd.
     rows = []
     for claim, c, relation, m in comparisons({t.label: t for t in trained}, margin, rd_margin):
         if c is None:
-            rows.append(dict(claim=claim, comparison=f"not paired ({relation})", verdict="undecided"))
+            rows.append(dict(claim=claim, comparison=f"not paired ({relation}): the runs do not share their facts, "
+                             "or lack their probe states", verdict="undecided"))
             continue
         unit = c.unit or "1 − cos"
         rule = "> 0" if relation == ">" else f"≈ 0 within ± {m:g}{' pp' if c.unit == 'pp' else ''}"
@@ -108,7 +111,7 @@ def claims_frame(trained: list[Trained], margin: float, rd_margin: float) -> pd.
                      "difference": c.diff.value, "difference lo": c.diff.lo, "difference hi": c.diff.hi,
                      "margin": m if relation == "≈" else None, "p": " / ".join(f"{v:.2g}" for v in c.p), "n": c.n,
                      "verdict": comparison_verdict(c, relation, m)})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=COLUMNS[:-1])
     df["claim verdict"] = df.groupby("claim", sort=False)["verdict"].transform(lambda v: claim_verdict(list(v)))
     return df
 

@@ -116,6 +116,10 @@ def test_runs_are_reused(workspace, capsys):
     run_module("fig3", workspace)  # SFT and Only Known come from fig2's runs
     out = capsys.readouterr().out
     assert "== run: SFT" not in out and "== run: Only Known" not in out
+    run_module("fig5", workspace)
+    capsys.readouterr()
+    run_module("claims", workspace)  # every run is fig3's or fig5's
+    assert "== run:" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ANALYSES)

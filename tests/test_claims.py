@@ -1,6 +1,7 @@
 """The study's claims as verdicts: each comparison's rule against a plain reading of it, the claim's combination, and
 the table's text cells."""
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,3 +68,37 @@ def test_claim_verdict_combines_its_comparisons():
 def test_markdown_keeps_text_cells_as_written():
     table = markdown(pd.DataFrame({"x": [0.12345], "p": ["7.3e-12"], "n": [38]}))
     assert "7.3e-12" in table and "0.123" in table and "0.000" not in table
+
+
+def _run(label, per_epoch, held, seeds=1):
+    """A Trained run whose held-out outcomes per epoch are `per_epoch` ("0110" strings), at `seeds` seeds."""
+    from analyses.runs import Run, Trained
+    from training.run_dir import RunDir
+
+    reps = [Trained(Run(label, {"seed": s, "held": str(held)}), RunDir(held.parent / f"{label}-{s}"),
+                    [{"epoch": e, "accuracy": {"held": bits.count("1") / len(bits)}, "correct": {"held": bits}}
+                     for e, bits in enumerate(per_epoch)]) for s in range(seeds)]
+    reps[0].others = reps[1:]
+    return reps[0]
+
+
+def test_claims_frame_from_runs(tmp_path):
+    """SFT loses 60 of 300 facts, self-distillation and Only Known none: the first two claims are supported; fig5's
+    runs have no probe states, so their RD comparisons are not paired and their claims stay undecided."""
+    import json
+
+    from analyses.claims import FIG5, claims_frame
+
+    held = tmp_path / "held.jsonl"
+    held.write_text(json.dumps({"question": "Where is Paris?", "answers": ["France"], "entity_span": [9, 14]}) + "\n")
+    kept, lost = ["1" * 300] * 3, ["1" * 300, "1" * 300, "0" * 60 + "1" * 240]
+    runs = [_run("SFT", lost, held), _run("Self-distillation", kept, held), _run("Only Known", kept, held),
+            *[_run(label, lost if label == FIG5[0] else kept, held) for label in FIG5]]
+    df = claims_frame(runs, 3.0, 0.005)
+    verdicts = dict(zip(df["claim"], df["claim verdict"]))
+    assert verdicts["SFT forgets more than self-distillation"] == "supported"
+    assert verdicts["self-distillation ≈ Only Known"] == "supported"
+    assert verdicts["semantic keys drift and forget more than UUID keys"] == "undecided"  # its RD half is missing
+    first = df.iloc[0]
+    assert first["difference"] == pytest.approx(20.0) and first["difference lo"] > 0 and first["n"] == 300
+    assert df["comparison"].str.startswith("not paired").sum() == 3
