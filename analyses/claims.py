@@ -26,7 +26,7 @@ import pandas as pd
 from probekit.config import option
 
 from . import fig3, fig5
-from .comparisons import Paired, run_difference
+from .comparisons import Paired, power_line, run_difference
 from .drift_items import drift_differences
 from .outputs import interval_cell, save_table, write_outputs
 from .profiles import synthetic_profile
@@ -155,7 +155,12 @@ def render(ctx, trained) -> pd.DataFrame:
     return df
 
 
-ANALYSIS = Analysis(NAME, __doc__, plan, render, options=Options)
+def describe(ctx) -> str:
+    """The dry run's power line of fig5's comparisons, whose D_Held is P17's alone (the last line: fig3's)."""
+    return power_line(synthetic_profile(ctx.profile), "power of fig5's comparisons (P17 only)")
+
+
+ANALYSIS = Analysis(NAME, __doc__, plan, render, options=Options, describe=describe)
 main = ANALYSIS.main
 
 if __name__ == "__main__":

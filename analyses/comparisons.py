@@ -143,11 +143,11 @@ def held_size(profile: Profile) -> tuple[int, str]:
                f"{dev} dev questions{limit}; SLiCK decides the real number)")
 
 
-def power_line(profile: Profile) -> str:
+def power_line(profile: Profile, label: str = "power") -> str:
     """A dry run's line: the smallest ΔD_Held difference between two conditions the planned D_Held detects."""
     n, how = held_size(profile)
     d = detectable(n)
     found = (f"the smallest ΔD_Held difference between two conditions detected at 80% power is {d:.1f} pp" if
              not math.isnan(d) else "no ΔD_Held difference between two conditions is detected at 80% power")
-    return (f"  power: {how}; {found} (exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts discordant between the "
+    return (f"  {label}: {how}; {found} (exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts discordant between the "
             "conditions)")
