@@ -104,5 +104,7 @@ def model_name(profile: Profile) -> str:
 
 
 def synthetic_profile(profile: Profile) -> Profile:
-    """The §5 setting holds the relation fixed: P17 only."""
-    return replace(profile, relations=["P17"])
+    """The §5 setting holds the relation fixed: P17 only. It trains on D_Known ∪ synthetic facts, never on D_Unk, so
+    a D_Known shorter than D_Unk skews no training mix: short pools are allowed (and named in the caption); e.g. the
+    standard profile's P17 has 173 HighlyKnown train questions of the 500 asked. Folder names do not change."""
+    return replace(profile, relations=["P17"], allow_short=True)

@@ -130,3 +130,14 @@ def test_splits_command_allow_short(tmp_path, capsys):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["shortfalls"] == {"known": {"asked": 40, "available": 10, "used": 10}}
     assert manifest["config"]["allow_short"] is True
+
+
+def test_the_synthetic_setting_takes_a_short_d_known(tmp_path):
+    """fig5's setting trains on D_Known ∪ synthetic facts, not on D_Unk: a short D_Known is taken whole (the standard
+    profile's P17 has 173 HighlyKnown train questions of 500 asked), where fig3's pooled setting refuses it."""
+    from analyses.profiles import synthetic_profile
+
+    short = replace(PROFILES["micro"], known_size=40, unknown_size=8)
+    paths = Data(tmp_path).splits(synthetic_profile(short))
+    assert shortfall_note(paths["known"]) == "D_Known 12 of 40 asked"
+    assert data_key(synthetic_profile(short)) == data_key(short)  # the same folder as fig3's P17 splits
