@@ -58,14 +58,11 @@ def plan(ctx, data) -> list[Run]:
 def comparison_verdict(c: Paired, relation: str, margin: float) -> str:
     """supported / contradicted / undecided for `a > b` (relation ">") or `a ≈ b` within ± margin ("≈")."""
     lo, hi = c.diff.lo, c.diff.hi
-    significant = max(c.p) < 0.05
     if relation == ">":
-        if lo > 0 and significant:
-            return "supported"
-        return "contradicted" if hi < 0 and significant else "undecided"
+        return ("supported" if lo > 0 else "contradicted") if c.decided else "undecided"
     if -margin <= lo and hi <= margin:
         return "supported"
-    return "contradicted" if (lo > margin or hi < -margin) and significant else "undecided"
+    return "contradicted" if (lo > margin or hi < -margin) and max(c.p) < 0.05 else "undecided"
 
 
 def claim_verdict(verdicts: list[str]) -> str:
