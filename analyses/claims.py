@@ -1,8 +1,8 @@
 """The study's four claims, each marked supported, contradicted or undecided at this power, from fig3's and fig5's
 runs (trained here where missing, shared with those figures).
 
-A claim is one or more paired comparisons on the same held-out facts (ΔD_Held: peak → last, pp, exact McNemar p on
-the last epoch; RD: last epoch, Wilcoxon signed-rank p; one p per training seed):
+A claim is one or more paired comparisons on the same held-out facts (ΔD_Held: peak → last, pp, the exact sign-flip p
+of the per-fact drops; RD: last epoch, Wilcoxon signed-rank p; one p per training seed):
 
 - "a > b": supported when the 95% interval of a − b lies above 0 and every p is below 0.05; contradicted when it
   lies below 0 with every p below 0.05; otherwise undecided.

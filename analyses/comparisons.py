@@ -3,8 +3,9 @@
 Conditions of one analysis share their held-out facts (and, with ``--seeds``, their training seeds), so every
 interval resamples the same seeds and facts for all of them (``probekit.stats``): ΔD_Held (peak → last, in pp) of
 each run with its 95% interval, and a run against another as a paired difference with its interval and an exact
-McNemar p on the last epoch's outcomes (one per seed). A difference whose interval holds 0 is written as undecided,
-with the smallest difference the design detects at 80% power.
+paired p per seed that tests the same quantity: for ΔD_Held a sign-flip test of the per-fact drops (each fact's
+peak-minus-last under one run minus under the other), for one epoch's accuracy McNemar. A difference whose interval
+holds 0 is written as undecided, with the smallest difference the design detects at 80% power.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def power_note(n: int) -> str:
 
 
 def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:
-    """One line per run (ΔD_Held [lo, hi]) and one per later run against the first (paired difference, McNemar)."""
+    """One line per run (ΔD_Held [lo, hi]) and one per later run against the first (paired difference and p)."""
     lines = []
     for t in trained:
         correct = outcomes(t, split)
@@ -56,8 +57,9 @@ def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:
 @dataclass
 class Paired:
     """`a` − `b` on the same items (facts, or answer pairs): the difference with its 95% interval over seeds and
-    items (`diff`, in `unit`: pp, or "" for a drift metric's own scale), one p per training seed (exact McNemar on
-    the last epoch's outcomes, or Wilcoxon) and the number of `items`, `n`."""
+    items (`diff`, in `unit`: pp, or "" for a drift metric's own scale), one p per training seed from `test`
+    (exact McNemar on one epoch's outcomes, the sign-flip test of per-fact drops, or Wilcoxon) and the number of
+    `items`, `n`."""
 
     a: str
     b: str
@@ -67,6 +69,7 @@ class Paired:
     n: int
     unit: str = "pp"
     items: str = "facts"
+    test: str = "McNemar"
 
     @property
     def decided(self) -> bool:
@@ -76,12 +79,13 @@ class Paired:
 
 def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> Paired:
     """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: the paired difference of `statistic`
-    ("forgetting": ΔD_Held, or "last": the last epoch's share) in pp, McNemar's p on the last epoch (per seed)."""
+    ("forgetting": ΔD_Held, or "last": the last epoch's share) in pp, with the exact paired p of that statistic per
+    seed (``stats.paired_p``: the sign-flip test of per-fact drops, or McNemar on the last epoch)."""
     diff = stats.seeds_paired_difference(x, y, statistic)
     if statistic != "forgetting":
         diff = stats.Estimate(100 * diff.value, 100 * diff.lo, 100 * diff.hi)
-    p = [stats.mcnemar(xs[-1], ys[-1]) for xs, ys in zip(x, y)]
-    return Paired(a, b, what, diff, p, x.shape[2])
+    p = [stats.paired_p(xs, ys, statistic) for xs, ys in zip(x, y)]
+    return Paired(a, b, what, diff, p, x.shape[2], test="sign-flip" if statistic == "forgetting" else "McNemar")
 
 
 def run_difference(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> Paired | None:
@@ -107,20 +111,25 @@ def paired_line(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, wh
 
 
 def outcome_line(c: Paired) -> str:
-    """`a − b: what +d pp [lo, hi], McNemar p (last epoch) …: verdict`."""
-    mcnemar = f"{c.p[0]:.3f}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.3f}" for v in c.p)
-    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.1f} pp [{c.diff.lo:+.1f}, {c.diff.hi:+.1f}], McNemar p "
-            f"(last epoch) {mcnemar}: {verdict(c.diff, c.n, c.p)}")
+    """`a − b: what +d pp [lo, hi], <test> p …: verdict`."""
+    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.1f} pp [{c.diff.lo:+.1f}, {c.diff.hi:+.1f}], {c.test} p "
+            f"{p_text(c.p)}: {verdict(c.diff, c.n, c.p)}")
+
+
+def p_text(p: list[float]) -> str:
+    """One p per seed as text: `0.012`, `3e-06`, or `per seed 0.5 / 0.012`."""
+    one = lambda v: f"{v:.3f}" if v >= 0.001 else f"{v:.0e}"  # noqa: E731
+    return one(p[0]) if len(p) == 1 else "per seed " + " / ".join(one(v) for v in p)
 
 
 def verdict(diff: stats.Estimate, n: int, p: list[float]) -> str:
-    """'decided' when the interval excludes 0 and every seed's exact McNemar p is below 0.05, else 'undecided'
+    """'decided' when the interval excludes 0 and every seed's exact paired p is below 0.05, else 'undecided'
     with the design's power (the percentile bootstrap alone is too sure of itself on a handful of discordant
     facts, so the two must agree)."""
     if diff.lo <= 0 <= diff.hi:
         return f"undecided ({power_note(n)})"
     if max(p) >= 0.05:
-        return f"undecided: the interval excludes 0 but McNemar p ≥ 0.05 ({power_note(n)})"
+        return f"undecided: the interval excludes 0 but p ≥ 0.05 ({power_note(n)})"
     return "decided"
 
 

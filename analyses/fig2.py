@@ -22,7 +22,7 @@ SPLITS = ("known", "unknown", "held")
 def run_panel_figure(name: str, doc: str, labels: list[str], note: Callable[[Profile], str],
                      summary: Callable[[Trained], str]) -> Analysis:
     """A figure of one panel per standard run (D_Known, D_Unk, D_Held accuracy over epochs with 95% bands), a summary
-    line per run and each later run's ΔD_Held against the first's (paired difference, McNemar)."""
+    line per run and each later run's ΔD_Held against the first's (paired difference, sign-flip p)."""
     def render(ctx, trained):
         df = split_accuracy(trained, SPLITS)
         fig = run_panels(df, labels, SPLITS, note=ctx.caption(note(ctx.profile)))

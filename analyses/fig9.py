@@ -3,7 +3,8 @@ of eq. 2's M(y) (every non-padded position, or the answer's positions only: ``--
 
 Each row varies one setting with the others at the study's values (i = 1, λ = 1, τ = 0.5, M(y) = all): D_Unk
 accuracy (left) and D_Held accuracy (right) over epochs, with 95% bands; each value's ΔD_Held and last-epoch D_Unk
-against the study's value of the same setting as paired differences (McNemar).
+against the study's value of the same setting as paired differences (the sign-flip p of per-fact drops for ΔD_Held,
+McNemar for D_Unk).
 
     python -m analyses.fig9 [--profile quick|paper|micro] ...
 """

@@ -5,7 +5,7 @@ Methods that learn new facts at different speeds are not comparable at the last 
 less learning), so they are compared at equal acquisition: at the first epoch where D_Unk accuracy (mean over
 seeds) reaches 50% and 80%, ΔD_Held is the drop from D_Held's peak up to that epoch to that epoch (pp, the peak
 found inside each resample), and two conditions are compared by the paired difference of that drop on the same
-facts (each at its own epoch) with an exact McNemar p on the two epochs' outcomes. Computed from the runs' stored
+facts (each at its own epoch) with the exact sign-flip p of the per-fact drops. Computed from the runs' stored
 per-epoch outcomes: nothing is trained that fig3 has not.
 
     python -m analyses.frontier [--profile quick|paper|micro|standard] [--seeds 0 1 2] ...
@@ -18,7 +18,7 @@ import pandas as pd
 
 from probekit import stats
 
-from .comparisons import verdict
+from .comparisons import outcome_line, paired_outcomes
 from .frames import outcomes
 from .outputs import interval_cell, save_table, write_outputs
 from .plots import LINESTYLES
@@ -74,7 +74,7 @@ def at_threshold(trained, threshold: float) -> list[dict]:
 
 
 def comparison_lines(trained, threshold: float) -> list[str]:
-    """Each run against the first at equal acquisition: paired ΔD_Held difference and McNemar p, where both reach."""
+    """Each run against the first at equal acquisition: the paired ΔD_Held difference and its p, where both reach."""
     first, *others = trained
     e1 = reached(unknown_accuracy(first), threshold)
     lines = []
@@ -84,12 +84,9 @@ def comparison_lines(trained, threshold: float) -> list[str]:
             lines.append(f"D_Unk {threshold:.0%}: {t.label} vs {first.label}: not compared (not reached by both)")
             continue
         a, b = outcomes(t, "held")[:, : e2 + 1], outcomes(first, "held")[:, : e1 + 1]
-        diff = stats.seeds_paired_difference(a, b, "forgetting")
-        ps = [stats.mcnemar(x[-1], y[-1]) for x, y in zip(a, b)]
-        p = " / ".join(f"{v:.3f}" for v in ps)
-        lines.append(f"D_Unk {threshold:.0%}: {t.label} (epoch {t.records[e2]['epoch']}) − {first.label} (epoch "
-                     f"{first.records[e1]['epoch']}): ΔD_Held {diff.value:+.1f} pp [{diff.lo:+.1f}, {diff.hi:+.1f}], "
-                     f"McNemar p {p}: {verdict(diff, a.shape[2], ps)}")
+        paired = paired_outcomes(f"{t.label} (epoch {t.records[e2]['epoch']})",
+                                 f"{first.label} (epoch {first.records[e1]['epoch']})", a, b, "forgetting", "ΔD_Held")
+        lines.append(f"D_Unk {threshold:.0%}: {outcome_line(paired)}")
     return lines
 
 
@@ -119,7 +116,6 @@ def render(ctx, trained) -> pd.DataFrame:
     table = pd.DataFrame([row for th in THRESHOLDS for row in at_threshold(trained, th)])
     notes = [line for th in THRESHOLDS for line in comparison_lines(trained, th)]
     save_table(table, NAME, ctx.figures_dir, f"ΔD_Held at equal D_Unk acquisition — {note}", notes)
-    print("\n".join(notes))
     return df
 
 

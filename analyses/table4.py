@@ -2,7 +2,7 @@
 
 SFT on D_Known ∪ n synthetic P17 facts for semantic / UUID keys crossed with real / semantic / UUID country values
 (the study: n = 10^6; the quick profile: 64, shared with fig4's runs). Every number as `value [lo, hi]` (95%
-intervals); for each value type, UUID against semantic keys as a paired difference with McNemar's p.
+intervals); for each value type, UUID against semantic keys as a paired ΔD_Held difference with its exact sign-flip p.
 
     python -m analyses.table4 [--profile quick|paper|micro] [--synthetic N] ...
 """

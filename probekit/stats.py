@@ -1,4 +1,5 @@
-"""How sure is a number: 95% intervals by bootstrap over facts (or pairs), paired, and exact McNemar tests.
+"""How sure is a number: 95% intervals by bootstrap over facts (or pairs), paired, and exact paired tests (McNemar on
+one epoch's outcomes, a sign-flip test of per-fact drops for ΔD_Held).
 
 Every interval resamples *items* (held-out facts, or (unknown, held) pairs for Rank-ρ, NTR and JSD) with
 scipy's ``bootstrap`` (percentile method, seeded). Resamples are **paired**: one resample of fact indices is applied
@@ -108,6 +109,47 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """Exact two-sided p of the paired sign-flip test on integer per-item differences d [N]: under the null each
+    nonzero d_i is +|d_i| or −|d_i| with probability 1/2, and p = P(|Σ ±|d_i|| ≥ |Σ d_i|), summed exactly over the
+    distribution of the signed sum. With d in {−1, 0, 1} (one epoch's outcomes) it is exact McNemar; 1.0 when every
+    d_i is 0."""
+    d = np.asarray(d)
+    if not np.array_equal(d, np.round(d)):
+        raise ValueError("sign_flip_p needs integer differences")
+    magnitudes = np.abs(d[d != 0]).astype(int)
+    if len(magnitudes) == 0:
+        return 1.0
+    pmf = np.ones(1)  # the signed sum's distribution, index = sum + Σ|d_i|
+    for m in np.unique(magnitudes):
+        n = int((magnitudes == m).sum())
+        step = np.zeros(2 * m * n + 1)  # m · (2k − n) for k ~ Binomial(n, 1/2), index 2mk
+        step[2 * m * np.arange(n + 1)] = stats.binom.pmf(np.arange(n + 1), n, 0.5)
+        pmf = np.convolve(pmf, step)
+    total = int(magnitudes.sum())
+    values = np.arange(-total, total + 1)
+    return float(min(1.0, pmf[np.abs(values) >= abs(int(d.sum()))].sum()))
+
+
+def drop_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per fact, a's drop from its peak epoch to its last minus b's (a, b: correct [E, N] of two conditions on the
+    same facts) → ints in −2..2 [N]; each peak is the epoch of highest accuracy (the first of ties). Their mean is
+    ΔD_Held(a) − ΔD_Held(b) as a share, so ``sign_flip_p`` of them tests the difference of the two drops."""
+    a, b = np.asarray(a, int), np.asarray(b, int)
+    drop = lambda c: c[c.mean(1).argmax()] - c[-1]  # noqa: E731
+    return drop(a) - drop(b)
+
+
+def paired_p(a: np.ndarray, b: np.ndarray, statistic: str) -> float:
+    """The exact paired p of two conditions' outcomes a, b [E, N] on the same facts: "last" → McNemar on the last
+    epoch; "forgetting" → the sign-flip test of the per-fact drops from each one's peak to its last epoch."""
+    if statistic == "last":
+        return mcnemar(a[-1], b[-1])
+    if statistic == "forgetting":
+        return sign_flip_p(drop_differences(a, b))
+    raise ValueError(f"no paired test for {statistic!r}: 'last' or 'forgetting'")
 
 
 def detectable_difference(n: int, discordant: float = 0.1, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -212,7 +212,7 @@ def test_a_training_error_in_an_analysis_is_one_line(workspace, tmp_path, monkey
 
 
 def test_forgetting_lines_pair_conditions_on_the_same_facts(tmp_path):
-    """Each run's ΔD_Held with its interval; later runs against the first, paired, with McNemar's p."""
+    """Each run's ΔD_Held with its interval; later runs against the first, paired, with the sign-flip p."""
     from analyses.comparisons import forgetting_lines
     from analyses.runs import Run, Trained
     from training.run_dir import RunDir
@@ -226,7 +226,7 @@ def test_forgetting_lines_pair_conditions_on_the_same_facts(tmp_path):
     assert lines[0].startswith("SFT: ΔD_Held 50.0 pp [") and "over 4 facts" in lines[0]
     assert lines[1].startswith("Self-distillation: ΔD_Held 0.0 pp [0.0, 0.0]")
     assert lines[2].startswith("Self-distillation − SFT: ΔD_Held -50.0 pp [")
-    assert "McNemar p (last epoch) 0.500" in lines[2]
+    assert "sign-flip p 0.500" in lines[2]
 
 
 def test_seeds_train_each_run_per_seed_and_reuse_the_single_seed_runs(workspace, capsys):

@@ -1,4 +1,6 @@
 """probekit.stats against plain loops and scipy's binomial test; interval coverage on simulated outcomes."""
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,6 +31,64 @@ def test_mcnemar_matches_plain_loop_and_binomtest(pairs):
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b:
         assert p == pytest.approx(sps.binomtest(only_a, only_a + only_b).pvalue, rel=1e-12)
+
+
+def ref_sign_flip(d):
+    """The sign-flip test by enumeration: every assignment of signs to the nonzero differences, equally likely;
+    p = the share whose |signed sum| is at least the observed |sum|."""
+    nonzero = [abs(x) for x in d if x != 0]
+    observed = abs(sum(d))
+    hits = 0
+    for signs in itertools.product((1, -1), repeat=len(nonzero)):
+        hits += abs(sum(s * x for s, x in zip(signs, nonzero))) >= observed
+    return hits / 2 ** len(nonzero)
+
+
+def ref_drop_differences(a, b):
+    """Per fact: (a at its peak epoch − a at the last) − (b at its peak − b at the last), by plain loops."""
+    def peak(c):
+        means = [sum(row) / len(row) for row in c]
+        return means.index(max(means))
+    pa, pb = peak(a), peak(b)
+    return [(int(a[pa][i]) - int(a[-1][i])) - (int(b[pb][i]) - int(b[-1][i])) for i in range(len(a[0]))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-2, 2), min_size=1, max_size=12))
+def test_sign_flip_matches_enumeration(d):
+    p = S.sign_flip_p(np.array(d))
+    assert p == pytest.approx(ref_sign_flip(d), rel=1e-9)
+    assert S.sign_flip_p(-np.array(d)) == pytest.approx(p, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=200))
+def test_sign_flip_on_one_epoch_is_mcnemar(pairs):
+    a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    assert S.sign_flip_p(a.astype(int) - b.astype(int)) == pytest.approx(S.mcnemar(a, b), rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_drop_differences_match_loop_and_the_forgetting_difference(epochs, facts, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random((epochs, facts)) < 0.6, rng.random((epochs, facts)) < 0.6
+    d = S.drop_differences(a, b)
+    assert d.tolist() == ref_drop_differences(a.tolist(), b.tolist())
+    assert 100 * d.mean() == pytest.approx(S.paired_difference(a, b, "forgetting", n_resamples=10).value, abs=1e-9)
+    assert S.paired_p(a, b, "forgetting") == pytest.approx(ref_sign_flip(d.tolist()), rel=1e-9) if \
+        np.count_nonzero(d) <= 12 else True
+    assert S.paired_p(a, b, "last") == S.mcnemar(a[-1], b[-1])
+
+
+def test_sign_flip_rejects_fractions_and_takes_large_samples():
+    with pytest.raises(ValueError, match="integer"):
+        S.sign_flip_p(np.array([0.5, 1.0]))
+    # 600 facts, too many to enumerate: against 100,000 random sign flips (standard error ≈ 0.0016)
+    d = np.r_[np.full(20, 2), np.full(10, -2), np.full(40, 1), np.full(50, -1), np.zeros(480, int)]
+    signs = np.random.default_rng(0).choice([-1, 1], size=(100_000, len(d)))
+    monte_carlo = (np.abs(signs @ np.abs(d)) >= abs(d.sum())).mean()
+    assert S.sign_flip_p(d) == pytest.approx(monte_carlo, abs=0.01)
 
 
 def ref_forgetting_interval(correct, resamples, seed):

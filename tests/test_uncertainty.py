@@ -112,15 +112,26 @@ def test_comparison_lines_per_seed_and_verdicts(tmp_path):
     b = _trained("Self-distillation", [["1111", "1111"], ["1111", "1111"]], tmp_path)
     lines = forgetting_lines([a, b])
     assert "over 4 facts × 2 seeds" in lines[0]
-    assert "McNemar p (last epoch) per seed 0.500 / 1.000: undecided (no difference has 80% power on 4 facts)" \
-        in lines[2]
+    assert "sign-flip p per seed 0.500 / 1.000: undecided (no difference has 80% power on 4 facts)" in lines[2]
     wide = [["1" * 200, "1" * 100 + "0" * 100]]
     line = difference_line(_trained("A", wide, tmp_path), _trained("B", [["1" * 200] * 2], tmp_path), "last")
     assert line.startswith("A − B: D_Held at the last epoch -50.0 pp [") and line.endswith(": decided")
     # 4 of 38 facts lost: the percentile interval excludes 0, McNemar (p = 0.125) does not: undecided
     few = difference_line(_trained("A", [["1" * 38, "0" * 4 + "1" * 34]], tmp_path),
                           _trained("B", [["1" * 38] * 2], tmp_path), "last")
-    assert "[-21.1, -2.6]" in few and "p (last epoch) 0.125: undecided: the interval excludes 0" in few
+    assert "[-21.1, -2.6]" in few and "McNemar p 0.125: undecided: the interval excludes 0" in few
+
+
+def test_forgetting_is_tested_on_the_drops_not_on_the_last_epoch(tmp_path):
+    """Two runs that keep what they knew (no drop) but knew different amounts: their last epochs differ (McNemar
+    p 0.002) and their ΔD_Held do not (sign-flip p 1): a ΔD_Held comparison reads the drops."""
+    from analyses.comparisons import difference_line
+
+    keeps_all = _trained("A", [["1" * 20, "1" * 20]], tmp_path)
+    keeps_half = _trained("B", [["0" * 10 + "1" * 10] * 2], tmp_path)
+    drop = difference_line(keeps_all, keeps_half)
+    assert "ΔD_Held +0.0 pp [+0.0, +0.0], sign-flip p 1.000: undecided" in drop
+    assert "McNemar p 0.002: decided" in difference_line(keeps_all, keeps_half, "last")
 
 
 def test_markdown_cells_are_value_and_interval():
