@@ -2,8 +2,8 @@
 
 Each point is an SFT run on D_Known ∪ n synthetic P17 facts; ΔD_Held is the drop from peak held-out accuracy during
 training to the last epoch, in percentage points, with its 95% interval (band; CSV columns `<column> lo` / `hi`); at
-each n, UUID against semantic keys as a paired difference with its exact sign-flip p. Scales: the study's 10^3..10^6 in the
-paper profile.
+each n, UUID against semantic keys as a paired difference with its exact sign-flip p. Scales: the study's
+10^3..10^6 in the paper profile.
 
     python -m analyses.fig4 [--profile quick|paper|micro] [--scales 32 64 128] ...
 """
