@@ -33,7 +33,7 @@ class Data:
 
     def splits(self, profile: Profile) -> dict[str, str]:
         """D_Known, D_Unk, D_Held and held-out MaybeKnown / WeaklyKnown as JSONL paths (cached)."""
-        folder = self.runs_dir / "data" / f"splits-{stable_hash(['splits', data_key(profile)])}"
+        folder = splits_folder(self.runs_dir, profile)
         if not (folder / "manifest.json").exists():
             _write_splits(profile, folder, self.runs_dir)
         elif not profile.allow_short:  # written with --allow-short: refused without it, as a fresh folder would be
@@ -43,9 +43,7 @@ class Data:
 
     def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
         """Synthetic P17 facts (JSONL path, cached) for the profile's model."""
-        n = n or profile.synthetic
-        key = stable_hash([profile.model, profile.seed])
-        path = self.runs_dir / "data" / f"synthetic-{key_type}-{value_type}-{n}-{key}.jsonl"
+        path = synthetic_path(self.runs_dir, profile, key_type, value_type, n)
         if not path.exists():
             tokenizer = load_tokenizer(resolve_model_path(profile.model))
             write_jsonl_columns(path, synthetic_facts(tokenizer, n, key_type, value_type, profile.seed))
@@ -53,13 +51,33 @@ class Data:
 
 
 class Placeholders:
-    """What a dry run plans with: the same calls as ``Data``, nothing prepared."""
+    """What a dry run plans with: the same calls as ``Data``, nothing prepared. Data already prepared under
+    `runs_dir` is named by its real path, so that the runs planned on it are those on disk (their progress shown)."""
+
+    def __init__(self, runs_dir: Path | None = None):
+        self.runs_dir = runs_dir
 
     def splits(self, profile: Profile) -> dict[str, str]:
+        folder = self.runs_dir and splits_folder(self.runs_dir, profile)
+        if folder and (folder / "manifest.json").exists():
+            return {k: str(folder / f"{k}.jsonl") for k in SPLITS}
         return {k: f"<{k}>.jsonl" for k in SPLITS}
 
     def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
-        return f"<synthetic {key_type} keys {value_type} values>.jsonl"
+        path = self.runs_dir and synthetic_path(self.runs_dir, profile, key_type, value_type, n)
+        return str(path) if path and path.exists() else f"<synthetic {key_type} keys {value_type} values>.jsonl"
+
+
+def splits_folder(runs_dir: Path, profile: Profile) -> Path:
+    """Where the profile's splits are kept (by a hash of the settings they depend on)."""
+    return Path(runs_dir) / "data" / f"splits-{stable_hash(['splits', data_key(profile)])}"
+
+
+def synthetic_path(runs_dir: Path, profile: Profile, key_type: str, value_type: str = "real",
+                   n: int | None = None) -> Path:
+    """Where the profile's synthetic facts of a key and value type are kept."""
+    key = stable_hash([profile.model, profile.seed])
+    return Path(runs_dir) / "data" / f"synthetic-{key_type}-{value_type}-{n or profile.synthetic}-{key}.jsonl"
 
 
 def data_key(profile: Profile) -> dict:

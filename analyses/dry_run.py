@@ -1,23 +1,34 @@
-"""What ``--dry-run`` prints: every planned run with its seed and sizes, a wall-time estimate on the 2-core CPU
-(``analyses.estimate``), and the smallest ΔD_Held difference the planned D_Held detects."""
+"""What ``--dry-run`` prints: every planned run with its seed and sizes, how far it has trained under the runs
+folder, a wall-time estimate on the 2-core CPU (``analyses.estimate``) from scratch and for what is left, and the
+smallest ΔD_Held difference the planned D_Held detects."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from .comparisons import held_size, power_line
 from .estimate import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
+from .data import splits_folder
 from .profiles import Profile, model_label
-from .runs import Run
+from .runs import Run, run_folder
 
 
-def print_plan(name: str, profile: Profile, runs: list[Run], described: str | None = None) -> None:
-    """The runs, their sizes, seeds and estimated minutes; the whole analysis's estimate; the power line."""
+def trained_epochs(run: Run, runs_dir: Path) -> int:
+    """How many of the run's epochs are trained and evaluated under `runs_dir` (0: not started)."""
+    records = run_folder(run, runs_dir).records()
+    return max((r["epoch"] for r in records), default=0)
+
+
+def print_plan(name: str, profile: Profile, runs: list[Run], described: str | None = None,
+               runs_dir: Path | None = None) -> None:
+    """The runs, their sizes, seeds, progress under `runs_dir` and estimated minutes; the whole analysis's
+    estimate, from scratch and for what is left; the power line."""
     models = list(dict.fromkeys(r.config["model"] for r in runs)) or [str(profile.model)]
     print(f"analyses.{name} — profile {profile.name}, model {', '.join(map(model_label, models))}")
     several = len({r.config.get("seed") for r in runs}) > 1
     n_held = held_size(profile)[0]
     dev = dev_questions(profile) if profile.slick else 0  # read once: every run evaluates the same held-out sets
-    base_facts, seconds = {}, 0.0
+    base_facts, seconds, left = {}, 0.0, 0.0
     for run in runs:
         c = run.config
         label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
@@ -28,16 +39,24 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
         n_eval = eval_facts(profile, max(unknown, 0), n_held, dev)
         base_facts[c["model"]] = max(base_facts.get(c["model"], 0), n_eval)
         run_s = run_seconds(c, n_train, n_eval, n_held, profile)
+        done = trained_epochs(run, runs_dir) if runs_dir is not None else 0
         seconds += run_s
+        left += run_s * (1 - min(done, c["epochs"]) / c["epochs"])
+        progress = "  [done]" if done >= c["epochs"] else f"  [{done} of {c['epochs']} epochs trained]" if done else ""
         print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
-              f"≈{run_s / 60:.0f} min")
-    slick = sum(slick_seconds(replace(profile, model=m)) for m in models)
+              f"≈{run_s / 60:.0f} min{progress}")
+    slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
     base = sum(base_eval_seconds(m, n, profile.precision) for m, n in base_facts.items())
-    total = slick + base + seconds
+    total = sum(slick.values()) + base + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
-          f"{slick / 60:.0f} min, θ0's evaluation ≈ {base / 60:.0f} min, {len(runs)} runs ≈ {seconds / 60:.0f} min: "
-          f"≈ {total / 3600:.1f} h")
+          f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {base / 60:.0f} min, {len(runs)} runs ≈ "
+          f"{seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
+    if runs_dir is not None and left < seconds:
+        slick_left = sum(s for m, s in slick.items()
+                         if not (splits_folder(runs_dir, replace(profile, model=m)) / "manifest.json").exists())
+        print(f"  left under {runs_dir}: SLiCK ≈ {slick_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
+              f"≈ {(slick_left + left) / 3600:.1f} h")
     print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
     if described is not None:
         print(described)

@@ -115,8 +115,9 @@ class Analysis:
         ctx = self.context(argv)
         seeds = training_seeds(ctx.profile)
         if ctx.dry_run:
-            print_plan(self.name, ctx.profile, [r for group in seeded(self.plan(ctx, Placeholders()), seeds)
-                                                for r in group], self.describe(ctx) if self.describe else None)
+            planned = seeded(self.plan(ctx, Placeholders(ctx.runs_dir)), seeds)
+            print_plan(self.name, ctx.profile, [r for group in planned for r in group],
+                       self.describe(ctx) if self.describe else None, ctx.runs_dir)
             return None
         trained = [ensure_replicates(group, ctx.runs_dir) for group in seeded(self.plan(ctx, Data(ctx.runs_dir)),
                                                                               seeds)]

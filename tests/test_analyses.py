@@ -141,6 +141,35 @@ def test_dry_run_of_standard_profile_prints_seeds_sizes_power_and_time(name, cap
     assert "80% power" in out
 
 
+def test_dry_run_shows_what_is_trained_and_the_time_left(workspace, tmp_path, capsys):
+    """Runs already under --runs-dir are marked done (or how many epochs they have), SLiCK whose splits exist costs
+    nothing more, and the time left is printed beside the estimate from scratch."""
+    run_module("fig2", workspace)
+    module = importlib.import_module("analyses.fig2")
+    args = ["--profile", "micro", "--model", str(workspace / "tiny"), "--runs-dir", str(workspace / "runs"),
+            "--dry-run"]
+    capsys.readouterr()
+    module.main(args)
+    out = capsys.readouterr().out
+    assert out.count("[done]") == 2 and re.search(r"left under .*: SLiCK ≈ 0 min, runs ≈ 0 min", out), out
+    from analyses.data import Data
+    from analyses.runs import run_folder, seeded, training_seeds
+
+    ctx = module.ANALYSIS.context(args)
+    sft = seeded(module.ANALYSIS.plan(ctx, Data(ctx.runs_dir)), training_seeds(ctx.profile))[0][0]
+    metrics = run_folder(sft, ctx.runs_dir).metrics_file
+    whole = metrics.read_text()
+    try:
+        metrics.write_text("".join(whole.splitlines(keepends=True)[:2]))  # θ0 and epoch 1 only
+        module.main(args)
+        out = capsys.readouterr().out
+        assert out.count("[done]") == 1 and "[1 of 2 epochs trained]" in out, out
+    finally:
+        metrics.write_text(whole)
+    module.main(args[:-2] + [str(tmp_path / "empty"), "--dry-run"])
+    assert "left under" not in capsys.readouterr().out  # nothing trained: the estimate from scratch is what is left
+
+
 def _flags(parser):
     return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 
