@@ -43,6 +43,7 @@ class Data:
 
     def synthetic(self, profile: Profile, key_type: str, value_type: str = "real", n: int | None = None) -> str:
         """Synthetic P17 facts (JSONL path, cached) for the profile's model."""
+        n = n or profile.synthetic
         path = synthetic_path(self.runs_dir, profile, key_type, value_type, n)
         if not path.exists():
             tokenizer = load_tokenizer(resolve_model_path(profile.model))
