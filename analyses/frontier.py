@@ -5,8 +5,9 @@ Methods that learn new facts at different speeds are not comparable at the last 
 less learning), so they are compared at equal acquisition: at the first epoch where D_Unk accuracy (mean over
 seeds) reaches 50% and 80%, ΔD_Held is the drop from D_Held's peak up to that epoch to that epoch (pp, the peak
 found inside each resample), and two conditions are compared by the paired difference of that drop on the same
-facts (each at its own epoch) with the exact sign-flip p of the per-fact drops. Computed from the runs' stored
-per-epoch outcomes: nothing is trained that fig3 has not.
+facts (each at its own epoch) with the exact sign-flip p of the per-fact drops, and by what each keeps there
+(D_Held at that epoch, McNemar). Computed from the runs' stored per-epoch outcomes: nothing is trained that fig3 has
+not.
 
     python -m analyses.frontier [--profile quick|paper|micro|standard] [--seeds 0 1 2] ...
 """
@@ -58,23 +59,27 @@ def reached(acc: np.ndarray, threshold: float) -> int | None:
 
 
 def at_threshold(trained, threshold: float) -> list[dict]:
-    """Per run: the epoch D_Unk reaches `threshold`, D_Unk there and ΔD_Held up to there with its interval."""
+    """Per run: the epoch D_Unk reaches `threshold`, D_Unk there, D_Held there and ΔD_Held up to there (both with
+    their intervals)."""
     rows = []
     for t in trained:
         acc = unknown_accuracy(t)
         e = reached(acc, threshold)
         row = {"condition": t.label, "D_Unk reaches": f"{threshold:.0%}", "epoch": None, "D_Unk": None,
-               "ΔD_Held (pp)": "not reached"}
+               "D_Held": None, "ΔD_Held (pp)": "not reached"}
         if e is not None:
-            drop = stats.seeds_curve_ci(outcomes(t, "held")[:, : e + 1], "forgetting")
+            held = outcomes(t, "held")[:, : e + 1]
+            kept, drop = stats.seeds_curve_ci(held, "last"), stats.seeds_curve_ci(held, "forgetting")
             row.update(epoch=str(t.records[e]["epoch"]), D_Unk=round(float(acc[e]), 3),
+                       D_Held=interval_cell(kept.value, kept.lo, kept.hi),
                        **{"ΔD_Held (pp)": interval_cell(drop.value, drop.lo, drop.hi, ".1f")})
         rows.append(row)
     return rows
 
 
 def comparison_lines(trained, threshold: float) -> list[str]:
-    """Each run against the first at equal acquisition: the paired ΔD_Held difference and its p, where both reach."""
+    """Each run against the first at equal acquisition, where both reach it: the paired difference of ΔD_Held (the
+    drop from each one's peak, sign-flip p) and of D_Held itself (what each keeps there, McNemar p)."""
     first, *others = trained
     e1 = reached(unknown_accuracy(first), threshold)
     lines = []
@@ -86,7 +91,8 @@ def comparison_lines(trained, threshold: float) -> list[str]:
         a, b = outcomes(t, "held")[:, : e2 + 1], outcomes(first, "held")[:, : e1 + 1]
         paired = paired_outcomes(f"{t.label} (epoch {t.records[e2]['epoch']})",
                                  f"{first.label} (epoch {first.records[e1]['epoch']})", a, b, "forgetting", "ΔD_Held")
-        lines.append(f"D_Unk {threshold:.0%}: {outcome_line(paired)}")
+        kept = paired_outcomes(paired.a, paired.b, a, b, "last", "D_Held there")
+        lines += [f"D_Unk {threshold:.0%}: {outcome_line(paired)}", f"D_Unk {threshold:.0%}: {outcome_line(kept)}"]
     return lines
 
 

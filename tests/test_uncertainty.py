@@ -250,3 +250,23 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     assert f"p {wilcoxon(x, y).pvalue:.2g}" in line and f"over {len(x)} facts" in line
     other = Trained(Run("other", {**config, "held": config["known"]}), runs["slow"].dir, runs["slow"].records)
     assert drift_difference_lines(runs["fast"], other, ["RD"]) == []
+
+
+def test_frontier_compares_the_drop_and_what_is_kept_at_equal_acquisition(tmp_path):
+    """Where both runs first reach 50% of D_Unk (A at epoch 1, B at epoch 2), the lines compare the drop from each
+    one's peak (level here: no run drops) and what each keeps there (A 20 of 20, B 10 of 20: decided)."""
+    from analyses.frontier import at_threshold, comparison_lines
+    from analyses.runs import Run, Trained
+    from training.run_dir import RunDir
+
+    def run(label, held, unknown):
+        return Trained(Run(label, {"seed": 0}), RunDir(tmp_path / label),
+                       [{"epoch": e, "correct": {"held": h, "unknown": u}} for e, (h, u) in enumerate(zip(held,
+                                                                                                         unknown))])
+    a = run("A", ["1" * 20] * 3, ["0000", "1100", "1111"])
+    b = run("B", ["0" * 10 + "1" * 10] * 3, ["0000", "1000", "1100"])
+    drop, kept = comparison_lines([a, b], 0.5)
+    assert drop.startswith("D_Unk 50%: B (epoch 2) − A (epoch 1): ΔD_Held +0.0 pp") and "sign-flip p 1.000" in drop
+    assert "D_Held there -50.0 pp [" in kept and kept.endswith("McNemar p 0.002: decided")
+    rows = at_threshold([a, b], 0.5)
+    assert [r["epoch"] for r in rows] == ["1", "2"] and rows[1]["D_Held"].startswith("0.500 [")
