@@ -118,7 +118,7 @@ def outcome_line(c: Paired) -> str:
 
 def p_text(p: list[float]) -> str:
     """One p per seed as text: `0.012`, `3e-6`, or `per seed 0.500 / 0.012`."""
-    one = lambda v: f"{v:.3f}" if v >= 0.001 else f"{v:.0e}".replace("e-0", "e-")  # noqa: E731
+    one = lambda v: f"{v:.3f}" if v >= 0.001 else f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"  # noqa: E731
     return one(p[0]) if len(p) == 1 else "per seed " + " / ".join(one(v) for v in p)
 
 

@@ -28,7 +28,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     several = len({r.config.get("seed") for r in runs}) > 1
     n_held = held_size(profile)[0]
     dev = dev_questions(profile) if profile.slick else 0  # read once: every run evaluates the same held-out sets
-    base_facts, seconds, left = {}, 0.0, 0.0
+    base_facts, seconds, left, started = {}, 0.0, 0.0, set()
     for run in runs:
         c = run.config
         label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
@@ -42,21 +42,25 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
         done = trained_epochs(run, runs_dir) if runs_dir is not None else 0
         seconds += run_s
         left += run_s * (1 - min(done, c["epochs"]) / c["epochs"])
+        started |= {c["model"]} if done else set()
         progress = "  [done]" if done >= c["epochs"] else f"  [{done} of {c['epochs']} epochs trained]" if done else ""
         print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min{progress}")
     slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
-    base = sum(base_eval_seconds(m, n, profile.precision) for m, n in base_facts.items())
-    total = sum(slick.values()) + base + seconds
+    base = {m: base_eval_seconds(m, n, profile.precision) for m, n in base_facts.items()}
+    total = sum(slick.values()) + sum(base.values()) + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
-          f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {base / 60:.0f} min, {len(runs)} runs ≈ "
-          f"{seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
-    if runs_dir is not None and left < seconds:
+          f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "
+          f"{len(runs)} runs ≈ {seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
+    if runs_dir is not None:
         slick_left = sum(s for m, s in slick.items()
                          if not (splits_folder(runs_dir, replace(profile, model=m)) / "manifest.json").exists())
-        print(f"  left under {runs_dir}: SLiCK ≈ {slick_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
-              f"≈ {(slick_left + left) / 3600:.1f} h")
+        base_left = sum(s for m, s in base.items() if m not in started)
+        if slick_left + base_left + left < total:
+            print(f"  left under {runs_dir} (SLiCK done where its splits are, θ0 where a run has started): SLiCK ≈ "
+                  f"{slick_left / 60:.0f} min, θ0 ≈ {base_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
+                  f"≈ {(slick_left + base_left + left) / 3600:.1f} h")
     print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
     if described is not None:
         print(described)

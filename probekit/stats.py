@@ -115,27 +115,40 @@ def sign_flip_p(d: np.ndarray) -> float:
     """Exact two-sided p of the paired sign-flip test on integer per-item differences d [N]: under the null each
     nonzero d_i is +|d_i| or −|d_i| with probability 1/2, and p = P(|Σ ±|d_i|| ≥ |Σ d_i|), summed exactly over the
     distribution of the signed sum. With d in {−1, 0, 1} (one epoch's outcomes) it is exact McNemar; 1.0 when every
-    d_i is 0."""
+    d_i is 0.
+
+    Linear in the largest group of equal magnitudes (its binomial tails are read off directly); the other groups'
+    distribution is convolved exactly (for drops, the ±2 facts)."""
     d = np.asarray(d)
     if not np.array_equal(d, np.round(d)):
         raise ValueError("sign_flip_p needs integer differences")
-    magnitudes = np.abs(d[d != 0]).astype(int)
-    if len(magnitudes) == 0:
+    observed = abs(int(d.sum()))
+    magnitudes, counts = np.unique(np.abs(d[d != 0]).astype(int), return_counts=True)
+    if len(magnitudes) == 0 or observed == 0:
         return 1.0
-    pmf = np.ones(1)  # the signed sum's distribution, index = sum + Σ|d_i|
-    for m in np.unique(magnitudes):
-        n = int((magnitudes == m).sum())
-        step = np.zeros(2 * m * n + 1)  # m · (2k − n) for k ~ Binomial(n, 1/2), index 2mk
+    inner = int(counts.argmax())
+    pmf = np.ones(1)  # the other groups' signed sum: values offset + 0, 1, …
+    offset = 0
+    for m, n in zip(magnitudes, counts):
+        if m == magnitudes[inner]:
+            continue
+        step = np.zeros(2 * m * n + 1)  # m · (2k − n) for k ~ Binomial(n, 1/2), at index 2mk
         step[2 * m * np.arange(n + 1)] = stats.binom.pmf(np.arange(n + 1), n, 0.5)
-        pmf = np.convolve(pmf, step)
-    total = int(magnitudes.sum())
-    values = np.arange(-total, total + 1)
-    return float(min(1.0, pmf[np.abs(values) >= abs(int(d.sum()))].sum()))
+        pmf, offset = np.convolve(pmf, step), offset - m * n
+    live = pmf > 0
+    rest = (offset + np.arange(len(pmf)))[live]  # [V] values of the other groups' sum
+    m, n = int(magnitudes[inner]), int(counts[inner])
+    # the total m(2K − n) + rest reaches ≥ observed for K ≥ high, ≤ −observed for K ≤ low (K ~ Binomial(n, 1/2))
+    high = -((rest - observed - m * n) // (2 * m))  # ceil((observed − rest + mn) / 2m)
+    low = (-observed - rest + m * n) // (2 * m)
+    tails = stats.binom.sf(high - 1, n, 0.5) + stats.binom.cdf(low, n, 0.5)
+    return float(min(1.0, (pmf[live] * tails).sum()))
 
 
 def drop_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per fact, a's drop from its peak epoch to its last minus b's (a, b: correct [E, N] of two conditions on the
-    same facts) → ints in −2..2 [N]; each peak is the epoch of highest accuracy (the first of ties). Their mean is
+    same facts) → ints in −2..2 [N]; each peak is the epoch of highest accuracy (the first of ties: where epochs
+    tie, the per-fact values, and so the test's p, follow that choice; their mean does not). Their mean is
     ΔD_Held(a) − ΔD_Held(b) as a share, so ``sign_flip_p`` of them tests the difference of the two drops."""
     a, b = np.asarray(a, int), np.asarray(b, int)
     drop = lambda c: c[c.mean(1).argmax()] - c[-1]  # noqa: E731

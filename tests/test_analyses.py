@@ -151,7 +151,7 @@ def test_dry_run_shows_what_is_trained_and_the_time_left(workspace, tmp_path, ca
     capsys.readouterr()
     module.main(args)
     out = capsys.readouterr().out
-    assert out.count("[done]") == 2 and re.search(r"left under .*: SLiCK ≈ 0 min, runs ≈ 0 min", out), out
+    assert out.count("[done]") == 2 and re.search(r"left under .*: SLiCK ≈ 0 min, θ0 ≈ 0 min, runs ≈ 0 min", out), out
     from analyses.data import Data
     from analyses.runs import run_folder, seeded, training_seeds
 

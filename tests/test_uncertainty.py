@@ -132,6 +132,13 @@ def test_forgetting_is_tested_on_the_drops_not_on_the_last_epoch(tmp_path):
     drop = difference_line(keeps_all, keeps_half)
     assert "ΔD_Held +0.0 pp [+0.0, +0.0], sign-flip p 1.000: undecided" in drop
     assert "McNemar p 0.002: decided" in difference_line(keeps_all, keeps_half, "last")
+    # drops that differ fact by fact: A loses facts 0–5; B (peak at epoch 0, the first of two level epochs) gains
+    # fact 0 and loses fact 7, so d = (2, 1, 1, 1, 1, 1, 0, −1): of the 2^7 sign flips, 14 reach |sum| ≥ 6
+    loses = _trained("A", [["11111111", "00000011"]], tmp_path)
+    trades = _trained("B", [["01111111", "11111110"]], tmp_path)
+    line = difference_line(loses, trades)
+    assert "ΔD_Held +75.0 pp [" in line and "sign-flip p 0.109:" in line, line
+    assert S.sign_flip_p([2, 1, 1, 1, 1, 1, 0, -1]) == pytest.approx(14 / 128)
 
 
 def test_markdown_cells_are_value_and_interval():
