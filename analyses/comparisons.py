@@ -118,8 +118,14 @@ def outcome_line(c: Paired) -> str:
 
 def p_text(p: list[float]) -> str:
     """One p per seed as text: `0.012`, `3e-6`, or `per seed 0.500 / 0.012`."""
-    one = lambda v: f"{v:.3f}" if v >= 0.001 else f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"  # noqa: E731
-    return one(p[0]) if len(p) == 1 else "per seed " + " / ".join(one(v) for v in p)
+    return _one_p(p[0]) if len(p) == 1 else "per seed " + " / ".join(map(_one_p, p))
+
+
+def _one_p(v: float) -> str:
+    """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0."""
+    if v >= 0.001:
+        return f"{v:.3f}"
+    return f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"
 
 
 def verdict(diff: stats.Estimate, n: int, p: list[float]) -> str:
