@@ -9,7 +9,7 @@ from pathlib import Path
 
 from probekit.entities import fact_to_record
 from probekit.io import stable_hash
-from probekit.models import default_device, load_model, load_tokenizer, resolve_model_path
+from probekit.models import default_device, load_model, load_tokenizer, resolve_dtype, resolve_model_path
 from training.entityquestions import load_relation
 from training.jsonl_columns import write_jsonl_columns
 from training.slick import Slick, SlickConfig, category_shares, run_slick
@@ -133,6 +133,47 @@ def slick_dtype(profile: Profile) -> str | None:
     return {"bf16-mixed": "bfloat16", "bf16": "bfloat16", "fp32": "float32"}.get(profile.precision)
 
 
+def slick_config(profile: Profile) -> SlickConfig:
+    return SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
+                       exemplars=profile.slick_exemplars, seed=profile.seed)
+
+
+def slick_folder(runs_dir: Path, profile: Profile) -> Path:
+    """Where SLiCK's records for the profile's model, knowledge-test settings, device and dtype are kept; profiles
+    that ask the same share them (the relations are files in it)."""
+    device = profile.device or default_device()
+    dtype = str(resolve_dtype(slick_dtype(profile), device))
+    precision = [] if device == "cpu" and dtype == "torch.float32" else [device, dtype]  # fp32 CPU: keys as before
+    return Path(runs_dir) / "slick" / stable_hash([profile.model, asdict(slick_config(profile)), *precision])
+
+
+def slick_asked_share(runs_dir: Path, profile: Profile) -> float:
+    """The share of the profile's SLiCK questions (train and dev, every relation) already asked under `runs_dir`:
+    1.0 once its splits are written, else the questions the (resumable) SLiCK records hold."""
+    if not profile.slick or (splits_folder(runs_dir, profile) / "manifest.json").exists():
+        return 1.0
+    folder, asked, total = slick_folder(runs_dir, profile), 0, 0
+    for split, limit in (("train", profile.train_questions), ("dev", profile.dev_questions)):
+        for r in profile.relations:
+            wanted = {f.question for f in load_relation(r, split)[:limit]}
+            total += len(wanted)
+            file = folder / f"{r}.{split}.jsonl"
+            if file.exists():
+                asked += len(wanted & set(_questions(file)))
+    return asked / total if total else 1.0
+
+
+def _questions(records_file: Path) -> list[str]:
+    """The questions of a SLiCK records file (JSONL; a line cut by an interruption is skipped, as SLiCK does)."""
+    out = []
+    for line in records_file.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line)["question"])
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return out
+
+
 def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
     """SLiCK (or, in the micro profile, plain assignment) of the profile's questions → relation → records."""
     train = {r: load_relation(r, "train")[: profile.train_questions] for r in profile.relations}
@@ -142,15 +183,10 @@ def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
         label = lambda facts, d: [{**fact_to_record(f), "category": cats[i % 2] if d else cats[0]}  # noqa: E731
                                   for i, f in enumerate(facts)]
         return ({r: label(v, True) for r, v in train.items()}, {r: label(v, False) for r, v in dev.items()})
-    config = SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
-                         exemplars=profile.slick_exemplars, seed=profile.seed)
-    device = profile.device or default_device()
-    model, tokenizer = load_model(profile.model, device=device, dtype=slick_dtype(profile))
-    dtype = str(next(model.parameters()).dtype)
-    precision = [] if device == "cpu" and dtype == "torch.float32" else [device, dtype]  # fp32 CPU: keys as before
-    folder = runs_dir / "slick" / stable_hash([profile.model, asdict(config), *precision])
+    model, tokenizer = load_model(profile.model, device=profile.device or default_device(), dtype=slick_dtype(profile))
+    folder = slick_folder(runs_dir, profile)
     pools = {r: load_relation(r, "train") for r in profile.relations}
-    slick = Slick(model, tokenizer, pools, config)
+    slick = Slick(model, tokenizer, pools, slick_config(profile))
     out = ({}, {})
     for i, (split, facts) in enumerate((("train", train), ("dev", dev))):
         for r, fs in facts.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .comparisons import held_size, power_line
 from .estimate import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
-from .data import splits_folder
+from .data import slick_asked_share
 from .profiles import Profile, model_label
 from .runs import Run, run_folder
 
@@ -54,12 +54,11 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
           f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "
           f"{len(runs)} runs ≈ {seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
     if runs_dir is not None:
-        slick_left = sum(s for m, s in slick.items()
-                         if not (splits_folder(runs_dir, replace(profile, model=m)) / "manifest.json").exists())
+        slick_left = sum(s * (1 - slick_asked_share(runs_dir, replace(profile, model=m))) for m, s in slick.items())
         base_left = sum(s for m, s in base.items() if m not in started)
         if slick_left + base_left + left < total:
-            print(f"  left under {runs_dir} (SLiCK done where its splits are, θ0 where a run has started): SLiCK ≈ "
-                  f"{slick_left / 60:.0f} min, θ0 ≈ {base_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
+            print(f"  left under {runs_dir} (SLiCK less the questions already asked, θ0 where a run has started): "
+                  f"SLiCK ≈ {slick_left / 60:.0f} min, θ0 ≈ {base_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
                   f"≈ {(slick_left + base_left + left) / 3600:.1f} h")
     print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
     if described is not None:

@@ -238,6 +238,35 @@ def test_slick_asks_the_model_in_the_profiles_precision(monkeypatch, tmp_path):
     before = stable_hash([quick.model, asdict(config)])
     assert {a for a in asked if a[0] == torch.float32} == {(torch.float32, before)}
     assert {a[1] for a in asked if a[0] == torch.bfloat16} - {before}
+    assert [a[1] for a in asked] == [analyses_data.slick_folder(tmp_path, replace(quick, precision=p)).name
+                                     for p in ("auto", "fp32", "bf16-mixed") for _ in range(2)]  # nothing loaded
+
+
+def test_slick_asked_share_counts_the_questions_on_disk(tmp_path):
+    """A dry run's SLiCK left: the share of the profile's questions whose records a resumable SLiCK has written
+    (a line cut by an interruption and questions of other profiles not counted); all once the splits exist."""
+    from dataclasses import replace
+
+    from analyses import data as analyses_data
+    from analyses.profiles import PROFILES
+
+    profile = replace(PROFILES["standard"], relations=["P17", "P36"], train_questions=30, dev_questions=20,
+                      device="cpu")
+    assert analyses_data.slick_asked_share(tmp_path, profile) == 0.0
+    folder = analyses_data.slick_folder(tmp_path, profile)
+    folder.mkdir(parents=True)
+    asked = load_relation("P17", "train")[:12] + load_relation("P17", "train")[40:45]  # 5 beyond the profile's 30
+    lines = [json.dumps({"question": f.question, "relation": "P17", "category": "Unknown"}) for f in asked]
+    (folder / "P17.train.jsonl").write_text("\n".join(lines) + '\n{"question": "cut', encoding="utf-8")
+    (folder / "P36.dev.jsonl").write_text(
+        json.dumps({"question": load_relation("P36", "dev")[3].question, "relation": "P36"}) + "\n", encoding="utf-8")
+    wanted = sum(len({f.question for f in load_relation(r, s)[:n]})
+                 for r in ("P17", "P36") for s, n in (("train", 30), ("dev", 20)))
+    assert analyses_data.slick_asked_share(tmp_path, profile) == pytest.approx(13 / wanted)
+    splits = analyses_data.splits_folder(tmp_path, profile)
+    splits.mkdir(parents=True)
+    (splits / "manifest.json").write_text("{}")
+    assert analyses_data.slick_asked_share(tmp_path, profile) == 1.0
 
 
 def test_splits_disjoint_sized_and_filtered():
