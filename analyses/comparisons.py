@@ -85,7 +85,7 @@ def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str
     if statistic != "forgetting":
         diff = stats.Estimate(100 * diff.value, 100 * diff.lo, 100 * diff.hi)
     p = [stats.paired_p(xs, ys, statistic) for xs, ys in zip(x, y)]
-    return Paired(a, b, what, diff, p, x.shape[2], test="sign-flip" if statistic == "forgetting" else "McNemar")
+    return Paired(a, b, what, diff, p, x.shape[2], test=stats.PAIRED_TESTS[statistic])
 
 
 def run_difference(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> Paired | None:

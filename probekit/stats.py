@@ -155,6 +155,9 @@ def drop_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return drop(a) - drop(b)
 
 
+PAIRED_TESTS = {"last": "McNemar", "forgetting": "sign-flip"}  # statistic → the exact paired test paired_p runs
+
+
 def paired_p(a: np.ndarray, b: np.ndarray, statistic: str) -> float:
     """The exact paired p of two conditions' outcomes a, b [E, N] on the same facts: "last" → McNemar on the last
     epoch; "forgetting" → the sign-flip test of the per-fact drops from each one's peak to its last epoch."""
@@ -162,7 +165,7 @@ def paired_p(a: np.ndarray, b: np.ndarray, statistic: str) -> float:
         return mcnemar(a[-1], b[-1])
     if statistic == "forgetting":
         return sign_flip_p(drop_differences(a, b))
-    raise ValueError(f"no paired test for {statistic!r}: 'last' or 'forgetting'")
+    raise ValueError(f"no paired test for {statistic!r}: {' or '.join(map(repr, PAIRED_TESTS))}")
 
 
 def detectable_difference(n: int, discordant: float = 0.1, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -81,6 +81,13 @@ def test_drop_differences_match_loop_and_the_forgetting_difference(epochs, facts
     assert S.paired_p(a, b, "last") == S.mcnemar(a[-1], b[-1])
 
 
+def test_paired_p_names_its_statistics_when_given_another():
+    a = np.ones((2, 3), bool)
+    with pytest.raises(ValueError, match="'last' or 'forgetting'"):
+        S.paired_p(a, a, "peak")
+    assert set(S.PAIRED_TESTS) == {"last", "forgetting"}
+
+
 def test_sign_flip_rejects_fractions_and_takes_large_samples():
     with pytest.raises(ValueError, match="integer"):
         S.sign_flip_p(np.array([0.5, 1.0]))
