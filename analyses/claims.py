@@ -26,7 +26,7 @@ import pandas as pd
 from probekit.config import option
 
 from . import fig3, fig5
-from .comparisons import Paired, power_line, run_difference
+from .comparisons import Paired, power_line, run_difference, significant
 from .drift_items import drift_differences
 from .outputs import interval_cell, save_table, write_outputs
 from .profiles import synthetic_profile
@@ -62,7 +62,7 @@ def comparison_verdict(c: Paired, relation: str, margin: float) -> str:
         return ("supported" if lo > 0 else "contradicted") if c.decided else "undecided"
     if -margin <= lo and hi <= margin:
         return "supported"
-    return "contradicted" if (lo > margin or hi < -margin) and max(c.p) < 0.05 else "undecided"
+    return "contradicted" if (lo > margin or hi < -margin) and significant(c.p) else "undecided"
 
 
 def claim_verdict(verdicts: list[str]) -> str:

@@ -35,7 +35,8 @@ def detectable(n: int) -> float:
 
 
 def power_note(n: int) -> str:
-    """What the design could have decided: the detectable difference on `n` facts at 80% power."""
+    """What the design could have decided: the detectable difference on `n` facts at 80% power (McNemar's power,
+    which ΔD_Held's sign-flip test has where the per-fact drops differ by at most 1)."""
     d = detectable(n)
     return (f"80% power only for differences ≥ {d:.1f} pp with {n} facts" if not math.isnan(d) else
             f"no difference has 80% power on {n} facts")
@@ -74,7 +75,7 @@ class Paired:
     @property
     def decided(self) -> bool:
         """The interval excludes 0 and every seed's p is below 0.05."""
-        return not (self.diff.lo <= 0 <= self.diff.hi) and max(self.p) < 0.05
+        return not (self.diff.lo <= 0 <= self.diff.hi) and significant(self.p)
 
 
 def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> Paired:
@@ -116,13 +117,20 @@ def outcome_line(c: Paired) -> str:
             f"{p_text(c.p)}: {verdict(c.diff, c.n, c.p)}")
 
 
+def significant(p: list[float]) -> bool:
+    """Every seed's p is below 0.05 (a NaN p, a test with nothing to test, is not)."""
+    return all(v < 0.05 for v in p)
+
+
 def p_text(p: list[float]) -> str:
     """One p per seed as text: `0.012`, `3e-6`, or `per seed 0.500 / 0.012`."""
     return _one_p(p[0]) if len(p) == 1 else "per seed " + " / ".join(map(_one_p, p))
 
 
 def _one_p(v: float) -> str:
-    """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0."""
+    """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0, `n/a` for NaN."""
+    if math.isnan(v):
+        return "n/a"
     if v >= 0.001:
         return f"{v:.3f}"
     return f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"
@@ -134,7 +142,7 @@ def verdict(diff: stats.Estimate, n: int, p: list[float]) -> str:
     facts, so the two must agree)."""
     if diff.lo <= 0 <= diff.hi:
         return f"undecided ({power_note(n)})"
-    if max(p) >= 0.05:
+    if not significant(p):
         return f"undecided: the interval excludes 0 but p ≥ 0.05 ({power_note(n)})"
     return "decided"
 
@@ -164,5 +172,6 @@ def power_line(profile: Profile, label: str = "power") -> str:
     d = detectable(n)
     found = (f"the smallest ΔD_Held difference between two conditions detected at 80% power is {d:.1f} pp" if
              not math.isnan(d) else "no ΔD_Held difference between two conditions is detected at 80% power")
-    return (f"  {label}: {how}; {found} (exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts discordant between the "
-            "conditions)")
+    return (f"  {label}: {how}; {found} (the power of exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts "
+            "discordant between the conditions: ΔD_Held's sign-flip test is McNemar where per-fact drops differ by "
+            "at most 1)")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from training.config import EVAL_SETS
+
 from .comparisons import held_size, power_line
 from .estimate import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
 from .data import slick_asked_share
@@ -28,7 +30,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     several = len({r.config.get("seed") for r in runs}) > 1
     n_held = held_size(profile)[0]
     dev = dev_questions(profile) if profile.slick else 0  # read once: every run evaluates the same held-out sets
-    base_facts, seconds, left, started = {}, 0.0, 0.0, set()
+    base_facts, seconds, left, started = {}, 0.0, 0.0, set()  # θ0's facts and started runs per (model, eval sets)
     for run in runs:
         c = run.config
         label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
@@ -37,29 +39,30 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
                                      profile.known_size + profile.unknown_size)
         unknown = run.train_size - profile.known_size if run.train_size else profile.unknown_size
         n_eval = eval_facts(profile, max(unknown, 0), n_held, dev)
-        base_facts[c["model"]] = max(base_facts.get(c["model"], 0), n_eval)
+        sets = (c["model"], *(c.get(s) for s in EVAL_SETS))  # θ0's outcomes are cached per model and eval sets
+        base_facts[sets] = max(base_facts.get(sets, 0), n_eval)
         run_s = run_seconds(c, n_train, n_eval, n_held, profile)
         done = trained_epochs(run, runs_dir) if runs_dir is not None else 0
         seconds += run_s
         left += run_s * (1 - min(done, c["epochs"]) / c["epochs"])
-        started |= {c["model"]} if done else set()
+        started |= {sets} if done else set()
         progress = "  [done]" if done >= c["epochs"] else f"  [{done} of {c['epochs']} epochs trained]" if done else ""
         print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min{progress}")
     slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
-    base = {m: base_eval_seconds(m, n, profile.precision) for m, n in base_facts.items()}
+    base = {b: base_eval_seconds(b[0], n, profile.precision) for b, n in base_facts.items()}
     total = sum(slick.values()) + sum(base.values()) + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
           f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "
           f"{len(runs)} runs ≈ {seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
     if runs_dir is not None:
         slick_left = sum(s * (1 - slick_asked_share(runs_dir, replace(profile, model=m))) for m, s in slick.items())
-        base_left = sum(s for m, s in base.items() if m not in started)
+        base_left = sum(s for b, s in base.items() if b not in started)
         if slick_left + base_left + left < total:
-            print(f"  left under {runs_dir} (SLiCK less the questions already asked, θ0 where a run has started): "
-                  f"SLiCK ≈ {slick_left / 60:.0f} min, θ0 ≈ {base_left / 60:.0f} min, runs ≈ {left / 60:.0f} min: "
-                  f"≈ {(slick_left + base_left + left) / 3600:.1f} h")
+            print(f"  left under {runs_dir} (SLiCK less the questions already asked, θ0 where a run on its sets "
+                  f"has started): SLiCK ≈ {slick_left / 60:.0f} min, θ0 ≈ {base_left / 60:.0f} min, "
+                  f"runs ≈ {left / 60:.0f} min: ≈ {(slick_left + base_left + left) / 3600:.1f} h")
     print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
     if described is not None:
         print(described)

@@ -7,7 +7,7 @@ evaluation facts/s are ``bench/eval_bench.py`` on a trained checkpoint and on θ
 ``bench/probe_bench.py`` (states + answer logits); SLiCK prompts/s are ``bench/slick_bench.py`` per exemplar mode,
 before the early stop's savings (4% of the quick profile's prompts). Another model's time scales with its parameter
 count. Loading, saving, teacher caches and an analysis's own passes (recall's probe of every layer) are not counted.
-It is an estimate from scratch: runs and SLiCK already in --runs-dir are not subtracted.
+These rates give the time from scratch; ``analyses.dry_run`` also subtracts what --runs-dir already holds.
 """
 from __future__ import annotations
 

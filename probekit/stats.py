@@ -115,7 +115,7 @@ def sign_flip_p(d: np.ndarray) -> float:
     """Exact two-sided p of the paired sign-flip test on integer per-item differences d [N]: under the null each
     nonzero d_i is +|d_i| or −|d_i| with probability 1/2, and p = P(|Σ ±|d_i|| ≥ |Σ d_i|), summed exactly over the
     distribution of the signed sum. With d in {−1, 0, 1} (one epoch's outcomes) it is exact McNemar; 1.0 when every
-    d_i is 0.
+    d_i is 0. On ``drop_differences`` it is exact given each condition's peak epoch (found once, on the data).
 
     Linear in the largest group of equal magnitudes (its binomial tails are read off directly); the other groups'
     distribution is convolved exactly (for drops, the ±2 facts)."""

@@ -170,6 +170,25 @@ def test_dry_run_shows_what_is_trained_and_the_time_left(workspace, tmp_path, ca
     assert "left under" not in capsys.readouterr().out  # nothing trained: the estimate from scratch is what is left
 
 
+def test_dry_run_counts_theta0_once_per_distinct_eval_sets(capsys):
+    """θ0's outcomes are cached per model and eval sets: runs on the same sets share one evaluation, a run on other
+    sets (table4's own synthetic D_Unk) costs one more."""
+    from analyses.dry_run import print_plan
+    from analyses.profiles import PROFILES
+    from analyses.runs import Run
+
+    profile = PROFILES["standard"]
+    config = dict(model=str(profile.model), known="k.jsonl", unknown="u1.jsonl", held="h.jsonl", epochs=5)
+
+    def theta0_minutes(*unknowns):
+        print_plan("x", profile, [Run(f"run {i}", {**config, "unknown": u}) for i, u in enumerate(unknowns)])
+        return float(re.search(r"θ0's evaluation ≈ (\d+) min", capsys.readouterr().out).group(1))
+
+    one = theta0_minutes("u1.jsonl")
+    assert one > 0 and theta0_minutes("u1.jsonl", "u1.jsonl") == one
+    assert theta0_minutes("u1.jsonl", "u2.jsonl") == pytest.approx(2 * one, abs=1)
+
+
 def _flags(parser):
     return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 

@@ -122,6 +122,16 @@ def test_comparison_lines_per_seed_and_verdicts(tmp_path):
     assert "[-21.1, -2.6]" in few and "McNemar p 0.125: undecided: the interval excludes 0" in few
 
 
+def test_a_nan_p_decides_nothing_whatever_the_seed_order():
+    from analyses.comparisons import p_text, significant, verdict
+    from probekit.stats import Estimate
+
+    nan = float("nan")
+    assert not significant([0.01, nan]) and not significant([nan, 0.01]) and significant([0.01, 0.04])
+    assert verdict(Estimate(5.0, 2.0, 8.0), 600, [nan, 0.01]).startswith("undecided")
+    assert p_text([nan, 0.01]) == "per seed n/a / 0.010"
+
+
 def test_forgetting_is_tested_on_the_drops_not_on_the_last_epoch(tmp_path):
     """Two runs that keep what they knew (no drop) but knew different amounts: their last epochs differ (McNemar
     p 0.002) and their ΔD_Held do not (sign-flip p 1): a ΔD_Held comparison reads the drops."""
