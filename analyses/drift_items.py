@@ -5,8 +5,12 @@ tensors (probes/states/<epoch>.safetensors). From them this module recomputes th
 metric is (``probekit.metrics``): RD and MTD per held-out fact, NS per fact of its subsample S, Rank-ρ, NTR and JSD
 per (unknown, held) answer pair, with the probe's default settings (the trainer's: k, |S|, pair cap and seed). A
 metric whose item mean does not reproduce the recorded value (other settings, missing states) gets no interval.
+The per-item values are kept in the run (probes/items.safetensors, a few kB), so a run archived without its states
+(results/) keeps its intervals and paired tests.
 """
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -18,6 +22,7 @@ from probekit import stats
 from probekit.drift_probe import ProbeConfig
 from probekit.entities import read_facts
 from probekit.errors import ProbekitError
+from probekit.io import read_tensors, stable_hash, write_tensors
 
 from .comparisons import Paired
 from .frames import probe_frame, seed_frame
@@ -50,21 +55,41 @@ def _items(b: dict, s: dict, ns_rows: torch.Tensor, pairs: torch.Tensor | None) 
     return out
 
 
-def item_values(t: Trained) -> dict[str, np.ndarray]:
-    """Metric → [epochs, items] for one seed's run (the epochs that were probed); only metrics whose item means
-    reproduce the recorded values. Empty when the run's states are missing."""
+def _items_key(probed: list[dict]) -> str:
+    """What the cached per-item values depend on: the probed epochs and the probe's settings."""
+    return stable_hash(["drift items", [m["epoch"] for m in probed], asdict(ProbeConfig())])
+
+
+def _all_items(t: Trained, probed: list[dict]) -> dict[str, torch.Tensor]:
+    """Metric → [epochs, items] for the `probed` records: from the run's item cache, else from its cached states
+    (and then cached); empty when neither is there."""
+    key = _items_key(probed)
+    cached = read_tensors(t.dir.probe_items, key)
+    if cached is not None or not probed:
+        return cached or {}
     held = read_facts(t.run.config["held"])
     ns_rows = M.ns_subsample(len(held), ProbeConfig().ns_sample, ProbeConfig().seed)
     pairs = _pairs(t.run.config, [f.answer for f in held])
-    probed = [m for m in t.records if m.get("probe")]
     try:
         base = t.dir.probe_states(None)
         per_epoch = [_items(base, t.dir.probe_states(m["epoch"]), ns_rows, pairs) for m in probed]
     except ProbekitError:
         return {}
+    items = {metric: torch.stack([e[metric] for e in per_epoch]) for metric in per_epoch[0]}
+    try:
+        write_tensors(t.dir.probe_items, items, key)
+    except OSError:  # a read-only run folder: recomputed next time
+        pass
+    return items
+
+
+def item_values(t: Trained) -> dict[str, np.ndarray]:
+    """Metric → [epochs, items] for one seed's run (the epochs that were probed); only metrics whose item means
+    reproduce the recorded values. Empty when the run's per-item values and states are both missing."""
+    probed = [m for m in t.records if m.get("probe")]
     values = {}
-    for metric in per_epoch[0] if per_epoch else []:
-        items = np.stack([e[metric].numpy() for e in per_epoch])
+    for metric, tensor in _all_items(t, probed).items():
+        items = tensor.numpy()
         recorded = np.array([m["probe"].get(metric, np.nan) for m in probed])
         with np.errstate(invalid="ignore"):
             means = np.array([np.nanmean(row) if (~np.isnan(row)).any() else np.nan for row in items])

@@ -236,6 +236,31 @@ def test_drift_items_reproduce_the_recorded_metrics(tmp_path):
     assert (last["lo"] <= last["value"] + 1e-12).all() and (last["value"] <= last["hi"] + 1e-12).all()
 
 
+def test_drift_items_survive_archiving_without_the_states(tmp_path):
+    """A run archived without its cached states (results/ keeps no probes/states/) keeps its per-item values, and
+    a stale item cache (other probed epochs) is not read as this run's."""
+    import shutil
+
+    from analyses.drift_items import item_values
+    from analyses.runs import Run, Trained
+    from training.config import RunConfig
+    from training.run_dir import RunDir
+    from training.trainer import Trainer
+
+    from .test_trainer import make_data
+
+    config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=2, eval_batch_size=8, probe=True)
+    records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
+    t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
+    before = item_values(t)
+    assert t.dir.probe_items.is_file() and set(before) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD"}
+    shutil.rmtree(t.dir.probes / "states")
+    after = item_values(t)
+    assert set(after) == set(before) and all(np.array_equal(after[m], before[m], equal_nan=True) for m in before)
+    fewer = Trained(t.run, t.dir, records[:-1])  # the cache was made for epochs 0-2, not 0-1
+    assert item_values(fewer) == {}
+
+
 def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     """RD of one run against another on the same held-out facts: the mean difference of the per-fact drifts
     (1 − cos of each fact's state at θ0 and at the last checkpoint, a plain loop), its interval, and scipy's

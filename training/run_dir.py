@@ -7,7 +7,8 @@
     state/                    latest weights, optimizer and RNG state: the run resumes from here
                               (once the last epoch is done only trainer_state.json stays)
     teacher/                  the frozen snapshot θ_i for self_distill / l2
-    probes/                   per-epoch drift metrics and the probe's cached states (probes/states/<name>.safetensors)
+    probes/                   per-epoch drift metrics and the probe's cached states (probes/states/<name>.safetensors);
+                              probes/items.safetensors: the drift metrics per item, from those states (analyses)
 """
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class RunDir:
     @property
     def probes(self) -> Path:
         return self.path / "probes"
+
+    @property
+    def probe_items(self) -> Path:
+        """probes/items.safetensors: each drift metric per item and probed epoch (analyses.drift_items)."""
+        return self.probes / "items.safetensors"
 
     def default_teacher_cache(self) -> Path:
         """Where top-k / random-k teacher caches go unless the config says: shared by the runs beside this one."""
