@@ -9,7 +9,18 @@ import pytest
 from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = sorted(p.parent for p in (ROOT / "results").glob("*/*/run.json"))
+
+
+def _archived_runs() -> list[Path]:
+    """The run folders committed under results/ (all of them outside a git checkout); a run still training there
+    is not archived until it is committed."""
+    listed = subprocess.run(["git", "ls-files", "results/*/*/run.json"], cwd=ROOT, capture_output=True, text=True)
+    files = ([ROOT / f for f in listed.stdout.splitlines()] if listed.returncode == 0
+             else (ROOT / "results").glob("*/*/run.json"))
+    return sorted(f.parent for f in files)
+
+
+RUNS = _archived_runs()
 
 
 @pytest.mark.parametrize("folder", RUNS, ids=[f"{p.parent.name}/{p.name}" for p in RUNS])
