@@ -186,6 +186,8 @@ def run_slick(slick: Slick, facts: list[Fact], out_file: Path, model_name: str, 
             done[(rec.get("relation"), rec["question"])] = rec
     chunks = [facts[s : s + chunk] for s in range(0, len(facts), chunk)]
     with out_file.open("a", encoding="utf-8") as fh:
+        if fh.tell() and not out_file.read_bytes().endswith(b"\n"):
+            fh.write("\n")  # end the cut line, so the next record starts a line of its own
         for n, part in enumerate(tqdm(chunks, desc=f"SLiCK {out_file.stem}", disable=not progress)):
             if all((f.relation, f.question) in done for f in part):
                 continue
