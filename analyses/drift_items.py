@@ -150,11 +150,12 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
 
 
 def drift_line(c: Paired) -> str:
-    """`a − b: metric +d [lo, hi] over N facts, Wilcoxon signed-rank p …: decided | undecided` (decided only when
-    the interval excludes 0 and every p is below 0.05)."""
+    """`a − b: metric +d [lo, hi] over N facts [× S seeds], Wilcoxon signed-rank p …: decided | undecided`
+    (decided only when the interval excludes 0 and every p is below 0.05)."""
     shown = f"{c.p[0]:.2g}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in c.p)
+    seeds = f" × {len(c.p)} seeds" if len(c.p) > 1 else ""
     return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.4f} [{c.diff.lo:+.4f}, {c.diff.hi:+.4f}] over {c.n} "
-            f"{c.items}, {c.test} p {shown}: {'decided' if c.decided else 'undecided'}")
+            f"{c.items}{seeds}, {c.test} p {shown}: {'decided' if c.decided else 'undecided'}")
 
 
 def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
