@@ -173,11 +173,12 @@ def test_slick_end_to_end_on_embedded_and_resume(embedded, tmp_path, monkeypatch
         assert r["category"] in {"HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
         assert len(r["greedy"]) == 2 and r["category"] == categorize(r["p_greedy"], r["p_sampled"])
         assert (r["p_sampled"] is None) == (r["p_greedy"] > 0)
-    # an interruption that cut the last record: resumed, the chunk is asked again and every line parses
+    # an interruption that cut the last record: resumed, the chunk is asked again, the records are the same and the
+    # cut line stays on a line of its own
     cut = out.read_text(encoding="utf-8")[:-20]
     out.write_text(cut, encoding="utf-8")
     assert run_slick(slick, facts, out, "smollm2", chunk=3, progress=False) == records
-    assert cut.splitlines()[-1] in out.read_text(encoding="utf-8").splitlines()  # the cut line stays on its own
+    assert cut.splitlines()[-1] in out.read_text(encoding="utf-8").splitlines()
     # resume: everything cached, no decoding at all
     monkeypatch.setattr(slick, "classify", lambda *a, **k: pytest.fail("re-ran a cached chunk"))
     assert run_slick(slick, facts, out, "smollm2", chunk=3, progress=False) == records

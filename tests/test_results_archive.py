@@ -11,12 +11,17 @@ from training.run_dir import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tracked(pathspec: str) -> list[str] | None:
+    """The files git tracks under `pathspec`, relative to the root (None outside a git checkout)."""
+    listed = subprocess.run(["git", "ls-files", pathspec], cwd=ROOT, capture_output=True, text=True)
+    return None if listed.returncode else listed.stdout.splitlines()
+
+
 def _archived_runs() -> list[Path]:
     """The run folders committed under results/ (all of them outside a git checkout); a run still training there
     is not archived until it is committed."""
-    listed = subprocess.run(["git", "ls-files", "results/*/*/run.json"], cwd=ROOT, capture_output=True, text=True)
-    files = ([ROOT / f for f in listed.stdout.splitlines()] if listed.returncode == 0
-             else (ROOT / "results").glob("*/*/run.json"))
+    tracked = _tracked("results/*/*/run.json")
+    files = (ROOT / "results").glob("*/*/run.json") if tracked is None else [ROOT / f for f in tracked]
     return sorted(f.parent for f in files)
 
 
@@ -38,8 +43,8 @@ def test_an_archived_run_is_finished_and_self_contained(folder):
 
 def test_the_archive_keeps_no_weights():
     """results/.gitignore leaves out checkpoints, optimizer state, teacher snapshots and cached states."""
-    listed = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
-    if listed.returncode:
+    tracked = _tracked("results")
+    if tracked is None:
         pytest.skip("not a git checkout")
     heavy = {"checkpoints", "state", "teacher", "states", ".teacher-cache"}
-    assert not [f for f in listed.stdout.splitlines() if heavy & set(Path(f).parts[:-1])]
+    assert not [f for f in tracked if heavy & set(Path(f).parts[:-1])]

@@ -177,16 +177,16 @@ def run_slick(slick: Slick, facts: list[Fact], out_file: Path, model_name: str, 
         raise ProbekitError(f"{out_file} holds SLiCK results of other settings; choose another output")
     write_json(settings_file, settings)
     done: dict[tuple, dict] = {}
-    if out_file.exists():
-        for line in out_file.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by an interruption
-                continue
-            done[(rec.get("relation"), rec["question"])] = rec
+    text = out_file.read_text(encoding="utf-8") if out_file.exists() else ""
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        done[(rec.get("relation"), rec["question"])] = rec
     chunks = [facts[s : s + chunk] for s in range(0, len(facts), chunk)]
     with out_file.open("a", encoding="utf-8") as fh:
-        if fh.tell() and not out_file.read_bytes().endswith(b"\n"):
+        if text and not text.endswith("\n"):
             fh.write("\n")  # end the cut line, so the next record starts a line of its own
         for n, part in enumerate(tqdm(chunks, desc=f"SLiCK {out_file.stem}", disable=not progress)):
             if all((f.relation, f.question) in done for f in part):
