@@ -1,13 +1,17 @@
 """The study's four claims, each marked supported, contradicted or undecided at this power, from fig3's and fig5's
 runs (trained here where missing, shared with those figures).
 
-A claim is one or more paired comparisons on the same held-out facts (ΔD_Held: peak → last, pp, the exact sign-flip p
-of the per-fact drops; RD: last epoch, Wilcoxon signed-rank p; one p per training seed):
+A claim is one or more paired comparisons on the same held-out facts, each an interval for a − b (one seed: the
+fact bootstrap with the exact paired p; several: the pooled inference over facts × seeds, ``probekit.pooled``).
+Forgetting claims rest on two statistics, both reported: ΔD_Held, the study's drop from each run's peak epoch to
+its last (the peak is chosen by the data), and D_Held lost by the last epoch, a drop from θ0, which knew every
+D_Held fact (SLiCK's HighlyKnown), fixed before any run; RD is read at the last epoch. One rule for every claim:
 
-- "a > b": supported when the 95% interval of a − b lies above 0 and every p is below 0.05; contradicted when it
-  lies below 0 with every p below 0.05; otherwise undecided.
-- "a ≈ b": supported when the 95% interval of a − b lies inside ± the margin (``--margin`` pp for ΔD_Held,
-  ``--rd-margin`` for RD); contradicted when it lies wholly outside it with every p below 0.05; otherwise undecided.
+- a claim names a region for a − b: "a > b" the values above 0, "a ≈ b" those within ± the margin (``--margin``
+  pp, ``--rd-margin`` for RD). It is supported when the 95% interval lies inside the region, contradicted when it
+  lies wholly outside it, otherwise undecided; so "≈" is two one-sided tests (TOST) at 2.5% each against the
+  margin, and "contradicted" needs the same standard on the other side. With one seed, a verdict at 0 also needs
+  the exact paired p below 0.05.
 
 A claim is supported when all its comparisons are, contradicted when any is, else undecided.
 
@@ -17,6 +21,7 @@ Writes claims.md (the table), claims.csv and claims.png / .pdf (each difference 
 """
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 
@@ -26,7 +31,7 @@ import pandas as pd
 from probekit.config import option
 
 from . import fig3, fig5
-from .comparisons import Paired, power_line, run_difference, significant
+from .comparisons import Paired, p_text, power_line, run_difference
 from .drift_items import drift_differences
 from .outputs import interval_cell, save_table, write_outputs
 from .profiles import synthetic_profile
@@ -38,8 +43,8 @@ RULES = [" ".join(rule.removeprefix("- ").split()) for paragraph in __doc__.spli
          for rule in paragraph.split("\n- ")]  # how a verdict is reached, as the docstring says
 VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "undecided": "0.5"}
 FIG5 = list(fig5.CONDITIONS)  # SFT semantic, self-distillation semantic, SFT UUID
-COLUMNS = ["claim", "comparison", "unit", "difference", "difference lo", "difference hi", "margin", "p", "n", "verdict",
-           "claim verdict"]
+COLUMNS = ["claim", "comparison", "unit", "difference", "difference lo", "difference hi", "margin", "p", "TOST p",
+           "seed heterogeneity p", "n", "seeds", "verdict", "claim verdict"]
 
 
 @dataclass
@@ -56,13 +61,26 @@ def plan(ctx, data) -> list[Run]:
 
 
 def comparison_verdict(c: Paired, relation: str, margin: float) -> str:
-    """supported / contradicted / undecided for `a > b` (relation ">") or `a ≈ b` within ± margin ("≈")."""
+    """supported / contradicted / undecided for `a > b` (relation ">") or `a ≈ b` within ± margin ("≈"): where the
+    95% interval lies against the claimed region (see the module's rule)."""
     lo, hi = c.diff.lo, c.diff.hi
-    if relation == ">":
-        return ("supported" if lo > 0 else "contradicted") if c.decided else "undecided"
-    if -margin <= lo and hi <= margin:
-        return "supported"
-    return "contradicted" if (lo > margin or hi < -margin) and significant(c.p) else "undecided"
+    low, high = (0.0, math.inf) if relation == ">" else (-margin, margin)
+    if low < lo and hi < high:
+        verdict = "supported"
+    elif hi < low or lo > high:
+        verdict = "contradicted"
+    else:
+        return "undecided"
+    at_zero = relation == ">"  # the region's edge is 0, where one seed has an exact test
+    return verdict if not at_zero or c.pooled is not None or c.p < 0.05 else "undecided"
+
+
+def tost_p(c: Paired, margin: float) -> float:
+    """The TOST p of `a ≈ b` within ± margin: the larger one-sided p of μ ≤ −margin and μ ≥ margin (several seeds:
+    from the pooled pivot; one seed: NaN, the bootstrap interval decides)."""
+    if c.pooled is None:
+        return math.nan
+    return max(c.pooled.p_above(-margin), c.pooled.p_below(margin))
 
 
 def claim_verdict(verdicts: list[str]) -> str:
@@ -82,11 +100,15 @@ def comparisons(runs: dict[str, Trained], margin: float, rd_margin: float) -> li
         return next(iter(drift_differences(runs[a], runs[b], ["RD"])), None)
 
     sft, sd, uuid = FIG5
+
+    def forgets(claim: str, a: str, b: str, relation: str, m: float) -> list[Comparison]:
+        return [(claim, run_difference(runs[a], runs[b], statistic), relation, m)
+                for statistic in ("forgetting", "lost")]
+
     return [
-        ("SFT forgets more than self-distillation", run_difference(runs["SFT"], runs["Self-distillation"]), ">", 0.0),
-        ("self-distillation ≈ Only Known", run_difference(runs["Self-distillation"], runs["Only Known"]), "≈",
-         margin),
-        ("semantic keys drift and forget more than UUID keys", run_difference(runs[sft], runs[uuid]), ">", 0.0),
+        *forgets("SFT forgets more than self-distillation", "SFT", "Self-distillation", ">", 0.0),
+        *forgets("self-distillation ≈ Only Known", "Self-distillation", "Only Known", "≈", margin),
+        *forgets("semantic keys drift and forget more than UUID keys", sft, uuid, ">", 0.0),
         ("semantic keys drift and forget more than UUID keys", rd(sft, uuid), ">", 0.0),
         ("RD: SFT semantic > self-distillation ≈ UUID", rd(sft, sd), ">", 0.0),
         ("RD: SFT semantic > self-distillation ≈ UUID", rd(sd, uuid), "≈", rd_margin),
@@ -94,8 +116,8 @@ def comparisons(runs: dict[str, Trained], margin: float, rd_margin: float) -> li
 
 
 def claims_frame(trained: list[Trained], margin: float, rd_margin: float) -> pd.DataFrame:
-    """One row per comparison: claim, comparison, unit, difference (lo, hi), p (per seed), n, verdict and the
-    claim's verdict."""
+    """One row per comparison: claim, comparison, unit, difference (lo, hi), p, TOST p, heterogeneity, n, seeds,
+    verdict and the claim's verdict."""
     rows = []
     for claim, c, relation, m in comparisons({t.label: t for t in trained}, margin, rd_margin):
         if c is None:
@@ -106,8 +128,10 @@ def claims_frame(trained: list[Trained], margin: float, rd_margin: float) -> pd.
         rule = "> 0" if relation == ">" else f"≈ 0 within ± {m:g}{' pp' if c.unit == 'pp' else ''}"
         rows.append({"claim": claim, "comparison": f"{c.a} − {c.b}: {c.what} {rule}", "unit": unit,
                      "difference": c.diff.value, "difference lo": c.diff.lo, "difference hi": c.diff.hi,
-                     "margin": m if relation == "≈" else None, "p": " / ".join(f"{v:.2g}" for v in c.p), "n": c.n,
-                     "verdict": comparison_verdict(c, relation, m)})
+                     "margin": m if relation == "≈" else None, "p": p_text(c.p),
+                     "TOST p": p_text(tost_p(c, m)) if relation == "≈" else "",
+                     "seed heterogeneity p": p_text(c.pooled.heterogeneity_p) if c.pooled else "", "n": c.n,
+                     "seeds": c.seeds, "verdict": comparison_verdict(c, relation, m)})
     df = pd.DataFrame(rows, columns=COLUMNS[:-1])
     df["claim verdict"] = df.groupby("claim", sort=False)["verdict"].transform(lambda v: claim_verdict(list(v)))
     return df
@@ -147,7 +171,8 @@ def plot(df: pd.DataFrame, note: str):
 def render(ctx, trained) -> pd.DataFrame:
     df = claims_frame(trained, ctx.options.margin, ctx.options.rd_margin)
     write_outputs(plot(df, ctx.caption()), df, NAME, ctx.figures_dir, ctx.seconds())
-    title = f"The study's claims on {ctx.caption()}: each paired comparison with its 95% interval and p (per seed)"
+    title = (f"The study's claims on {ctx.caption()}: each paired comparison with its 95% interval, p and (several "
+             "seeds) the seed-heterogeneity test")
     save_table(shown(df), NAME, ctx.figures_dir, title, RULES)
     return df
 

@@ -1,11 +1,17 @@
 """How sure each forgetting figure and each comparison of conditions is, from the runs' per-fact outcomes.
 
-Conditions of one analysis share their held-out facts (and, with ``--seeds``, their training seeds), so every
-interval resamples the same seeds and facts for all of them (``probekit.stats``): ΔD_Held (peak → last, in pp) of
-each run with its 95% interval, and a run against another as a paired difference with its interval and an exact
-paired p per seed that tests the same quantity: for ΔD_Held a sign-flip test of the per-fact drops (each fact's
-peak-minus-last under one run minus under the other), for one epoch's accuracy McNemar. A difference whose interval
-holds 0 is written as undecided, with the smallest difference the design detects at 80% power.
+Conditions of one analysis share their held-out facts (and, with ``--seeds``, their training seeds). A run against
+another is a paired difference computed fact by fact, with its 95% interval, one p and a verdict:
+
+- one training seed: the interval resamples facts (percentile bootstrap, ``probekit.stats``) and the p is the
+  exact paired test of the same quantity (ΔD_Held: the sign-flip test of the per-fact drops; one epoch's accuracy
+  or the facts lost by the last epoch: McNemar); decided when the interval excludes 0 and p < 0.05. It speaks for
+  that run: one seed cannot measure run-to-run variation.
+- several seeds on the same facts: the per-fact differences [seeds, facts] go to ``probekit.pooled`` (two-way
+  crossed random effects, facts and seeds; a generalised pivot for the interval and p), whose interval excludes 0
+  exactly when p < 0.05; each seed's difference and the F test of seed heterogeneity are printed beside it.
+
+A difference the data cannot decide is written as undecided, with the smallest difference the design detects.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from probekit import stats
+from probekit.pooled import Pooled, pooled_mean
 
 from .estimate import dev_questions
 from .frames import outcomes
@@ -24,6 +31,7 @@ from .runs import Trained
 
 DISCORDANT = 0.1  # share of facts two conditions disagree on, assumed by the power figures
 HIGHLY_KNOWN_SHARE = 0.15  # a dry run's estimate of the HighlyKnown share of dev questions
+DETECTABLE_FACTOR = (1.96 + 0.84) / 1.96  # a normal pivot's 80%-power difference per interval half-width
 SPLIT_NAMES = {"known": "D_Known", "unknown": "D_Unk", "held": "D_Held", "maybe_known": "MaybeKnown",
                "weakly_known": "WeaklyKnown"}
 
@@ -47,57 +55,95 @@ def forgetting_lines(trained: list[Trained], split: str = "held") -> list[str]:
     lines = []
     for t in trained:
         correct = outcomes(t, split)
-        est = stats.seeds_curve_ci(correct, "forgetting")
-        seeds = f" × {correct.shape[0]} seeds" if correct.shape[0] > 1 else ""
-        lines.append(f"{t.label}: ΔD_Held {est.value:.1f} pp [{est.lo:.1f}, {est.hi:.1f}] over {correct.shape[2]} "
-                     f"facts{seeds} (95% bootstrap interval)")
+        if correct.shape[0] == 1:
+            est = stats.forgetting_ci(correct[0])
+            lines.append(f"{t.label}: ΔD_Held {est.value:.1f} pp [{est.lo:.1f}, {est.hi:.1f}] over "
+                         f"{correct.shape[2]} facts (95% bootstrap interval)")
+            continue
+        p = pooled_mean(100.0 * np.stack([stats.fact_drops(c) for c in correct]))
+        per_seed = " / ".join(f"{v:.1f}" for v in p.per_seed)
+        lines.append(f"{t.label}: ΔD_Held {p.value:.1f} pp [{p.lo:.1f}, {p.hi:.1f}] over {p.items} facts × "
+                     f"{p.seeds} seeds (per seed {per_seed}; pooled 95% interval, seed heterogeneity p "
+                     f"{p_text(p.heterogeneity_p)})")
     first, *others = trained
     return lines + [line for t in others if (line := difference_line(t, first, "forgetting", split))]
 
 
 @dataclass
 class Paired:
-    """`a` − `b` on the same items (facts, or answer pairs): the difference with its 95% interval over seeds and
-    items (`diff`, in `unit`: pp, or "" for a drift metric's own scale), one p per training seed from `test`
-    (exact McNemar on one epoch's outcomes, the sign-flip test of per-fact drops, or Wilcoxon) and the number of
-    `items`, `n`."""
+    """`a` − `b` on the same items (facts, or answer pairs): the difference with its 95% interval (`diff`, in
+    `unit`: pp, or "" for a drift metric's own scale), one two-sided p against 0, the number of `items`, `n`.
+
+    One seed: `test` names the exact paired test (McNemar, sign-flip, Wilcoxon signed-rank). Several: `pooled`
+    holds the pooled inference (``probekit.pooled``: each seed's difference, the heterogeneity test, one-sided
+    p at any margin)."""
 
     a: str
     b: str
     what: str
     diff: stats.Estimate
-    p: list[float]
+    p: float
     n: int
     unit: str = "pp"
     items: str = "facts"
     test: str = "McNemar"
+    pooled: Pooled | None = None
+
+    @property
+    def seeds(self) -> int:
+        return self.pooled.seeds if self.pooled else 1
 
     @property
     def decided(self) -> bool:
-        """The interval excludes 0 and every seed's p is below 0.05."""
-        return not (self.diff.lo <= 0 <= self.diff.hi) and significant(self.p)
+        """The interval excludes 0 and p < 0.05 (one pivot with several seeds: the two always agree)."""
+        return not (self.diff.lo <= 0 <= self.diff.hi) and self.p < 0.05
+
+
+STATISTICS = {"forgetting": "Δ{split}", "last": "{split} at the last epoch",
+              "lost": "{split} lost by the last epoch"}
+
+
+def fact_differences(x: np.ndarray, y: np.ndarray, statistic: str) -> np.ndarray:
+    """Per seed and fact, the difference whose mean is `statistic`(a) − `statistic`(b), in pp: x, y [S, E, N] bool.
+
+    "forgetting": each fact's drop from its run's peak epoch to the last (``stats.drop_differences``); "last": its
+    last-epoch outcome; "lost": 1 − its last-epoch outcome, the drop from θ0, which knew every D_Held fact (SLiCK's
+    HighlyKnown: right in every few-shot greedy run), a reference fixed before any run."""
+    if statistic == "forgetting":
+        d = np.stack([stats.drop_differences(xs, ys) for xs, ys in zip(x, y)])
+    elif statistic in ("last", "lost"):
+        d = x[:, -1].astype(int) - y[:, -1].astype(int)
+        d = -d if statistic == "lost" else d
+    else:
+        raise ValueError(f"no per-fact difference for {statistic!r}: {' or '.join(map(repr, STATISTICS))}")
+    return 100.0 * d
 
 
 def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, what: str) -> Paired:
-    """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: the paired difference of `statistic`
-    ("forgetting": ΔD_Held, or "last": the last epoch's share) in pp, with the exact paired p of that statistic per
-    seed (``stats.paired_p``: the sign-flip test of per-fact drops, or McNemar on the last epoch)."""
-    diff = stats.seeds_paired_difference(x, y, statistic)
+    """`a` − `b` of bool outcomes x, y [S, E, N] on the same seeds and facts: "forgetting" (ΔD_Held), "last" (the
+    last epoch's share) or "lost" (the share lost by the last epoch), in pp. One seed: the fact bootstrap and the
+    exact paired test (sign-flip of per-fact drops, or McNemar); several: ``probekit.pooled``."""
+    if x.shape[0] > 1:
+        pooled = pooled_mean(fact_differences(x, y, statistic))
+        return Paired(a, b, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p, x.shape[2],
+                      test="pooled", pooled=pooled)
+    sign = -1 if statistic == "lost" else 1
+    diff = stats.paired_difference(x[0], y[0], "forgetting" if statistic == "forgetting" else "last")
     if statistic != "forgetting":
-        diff = stats.Estimate(100 * diff.value, 100 * diff.lo, 100 * diff.hi)
-    p = [stats.paired_p(xs, ys, statistic) for xs, ys in zip(x, y)]
-    return Paired(a, b, what, diff, p, x.shape[2], test=stats.PAIRED_TESTS[statistic])
+        lo, hi = sorted((sign * 100 * diff.lo, sign * 100 * diff.hi))
+        diff = stats.Estimate(sign * 100 * diff.value, lo, hi)
+    test = "forgetting" if statistic == "forgetting" else "last"
+    return Paired(a, b, what, diff, stats.paired_p(x[0], y[0], test), x.shape[2], test=stats.PAIRED_TESTS[test])
 
 
 def run_difference(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> Paired | None:
-    """`a` − `b` on the same facts: ΔD_Held ("forgetting") or last-epoch accuracy ("last") of `split` in pp; None
-    where the runs do not share their facts, epochs and seeds (not a paired comparison)."""
+    """`a` − `b` on the same facts: ΔD_Held ("forgetting"), last-epoch accuracy ("last") or the share lost by the
+    last epoch ("lost") of `split` in pp; None where the runs do not share their facts, epochs and seeds."""
     x, y = outcomes(a, split), outcomes(b, split)
     if x.shape != y.shape:
         return None
     name = SPLIT_NAMES.get(split, split)
-    return paired_outcomes(a.label, b.label, x, y, statistic,
-                           f"Δ{name}" if statistic == "forgetting" else f"{name} at the last epoch")
+    return paired_outcomes(a.label, b.label, x, y, statistic, STATISTICS[statistic].format(split=name))
 
 
 def difference_line(a: Trained, b: Trained, statistic: str = "forgetting", split: str = "held") -> str | None:
@@ -112,22 +158,18 @@ def paired_line(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, wh
 
 
 def outcome_line(c: Paired) -> str:
-    """`a − b: what +d pp [lo, hi], <test> p …: verdict`."""
-    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.1f} pp [{c.diff.lo:+.1f}, {c.diff.hi:+.1f}], {c.test} p "
-            f"{p_text(c.p)}: {verdict(c.diff, c.n, c.p)}")
+    """`a − b: what +d pp [lo, hi], <test> p …: verdict` (one seed), or with several seeds `… over N facts × S seeds
+    (per seed …), pooled p …, seed heterogeneity p …: verdict`."""
+    fmt, unit = (".1f", " pp") if c.unit == "pp" else (".4f", "")
+    head = f"{c.a} − {c.b}: {c.what} {c.diff.value:+{fmt}}{unit} [{c.diff.lo:+{fmt}}, {c.diff.hi:+{fmt}}]"
+    if c.pooled is None:
+        return f"{head}, {c.test} p {p_text(c.p)}: {verdict(c)}"
+    per_seed = " / ".join(f"{v:+{fmt}}" for v in c.pooled.per_seed)
+    return (f"{head} over {c.pooled.items} {c.items} × {c.seeds} seeds (per seed {per_seed}), pooled p "
+            f"{p_text(c.p)}, seed heterogeneity p {p_text(c.pooled.heterogeneity_p)}: {verdict(c)}")
 
 
-def significant(p: list[float]) -> bool:
-    """Every seed's p is below 0.05 (a NaN p, a test with nothing to test, is not)."""
-    return all(v < 0.05 for v in p)
-
-
-def p_text(p: list[float]) -> str:
-    """One p per seed as text: `0.012`, `3e-6`, or `per seed 0.500 / 0.012`."""
-    return _one_p(p[0]) if len(p) == 1 else "per seed " + " / ".join(map(_one_p, p))
-
-
-def _one_p(v: float) -> str:
+def p_text(v: float) -> str:
     """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0, `n/a` for NaN."""
     if math.isnan(v):
         return "n/a"
@@ -136,15 +178,21 @@ def _one_p(v: float) -> str:
     return f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"
 
 
-def verdict(diff: stats.Estimate, n: int, p: list[float]) -> str:
-    """'decided' when the interval excludes 0 and every seed's exact paired p is below 0.05, else 'undecided'
-    with the design's power (the percentile bootstrap alone is too sure of itself on a handful of discordant
-    facts, so the two must agree)."""
-    if diff.lo <= 0 <= diff.hi:
-        return f"undecided ({power_note(n)})"
-    if not significant(p):
-        return f"undecided: the interval excludes 0 but p ≥ 0.05 ({power_note(n)})"
-    return "decided"
+def verdict(c: Paired) -> str:
+    """'decided' when the interval excludes 0 and p < 0.05; else 'undecided' with what the design detects. With one
+    seed the percentile bootstrap alone is too sure of itself on a handful of discordant facts, so the exact p
+    must agree; with several the pooled interval and p are one pivot."""
+    if c.decided:
+        return "decided"
+    if c.pooled is not None:
+        reach = DETECTABLE_FACTOR * (c.diff.hi - c.diff.lo) / 2
+        return f"undecided (80% power only for differences ≥ ≈ {reach:{'.1f' if c.unit == 'pp' else '.4f'}}" \
+               f"{' pp' if c.unit == 'pp' else ''} at this spread)"
+    if c.unit != "pp":
+        return "undecided"
+    if c.diff.lo <= 0 <= c.diff.hi:
+        return f"undecided ({power_note(c.n)})"
+    return f"undecided: the interval excludes 0 but the exact p ≥ 0.05 ({power_note(c.n)})"
 
 
 def comparison_lines(pairs: list[tuple[Trained, Trained]], statistic: str = "forgetting",

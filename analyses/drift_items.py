@@ -23,8 +23,9 @@ from probekit.drift_probe import ProbeConfig
 from probekit.entities import read_facts
 from probekit.errors import ProbekitError
 from probekit.io import read_tensors, stable_hash, write_tensors
+from probekit.pooled import pooled_mean
 
-from .comparisons import Paired
+from .comparisons import Paired, outcome_line
 from .frames import probe_frame, seed_frame
 from .runs import Trained
 
@@ -129,8 +130,8 @@ PAIRED_OVER = {"RD": "held", "NS": "held", "MTD": "held", "Rank-rho": "unknown",
 
 def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
     """`a` − `b` in each drift metric at the last probed epoch, item by item on the same held-out facts (or answer
-    pairs): the paired difference of the means with its 95% interval (seeds, then items) and an exact-where-possible
-    Wilcoxon signed-rank p on the per-item values (one per seed). A metric is left out where the runs do not share
+    pairs). One seed: the mean difference with its item-bootstrap interval and an exact-where-possible Wilcoxon
+    signed-rank p; several: ``probekit.pooled`` over items × seeds. A metric is left out where the runs do not share
     its items or lack their states. Each run's per-item values are computed once for all the metrics."""
     x_all, y_all = [item_values(r) for r in a.replicates], [item_values(r) for r in b.replicates]
     out = []
@@ -142,22 +143,19 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
         if any(v is None for v in x + y) or len(x) != len(y) or len({v.shape for v in x + y}) > 1:
             continue
         x, y = np.stack(x), np.stack(y)  # [S, E, N]
-        diff = stats.seeds_paired_difference(x, y, "last")
-        p = [float(wilcoxon(xs[-1], ys[-1], nan_policy="omit").pvalue) for xs, ys in zip(x, y)]
-        out.append(Paired(a.label, b.label, f"{metric} at the last epoch", diff, p, x.shape[2], "",
-                          "facts" if items == "held" else "pairs", test="Wilcoxon signed-rank"))
+        kind = "facts" if items == "held" else "pairs"
+        what = f"{metric} at the last epoch"
+        if len(x) > 1:
+            pooled = pooled_mean(x[:, -1] - y[:, -1])
+            out.append(Paired(a.label, b.label, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p,
+                              pooled.items, "", kind, test="pooled", pooled=pooled))
+            continue
+        diff = stats.paired_difference(x[0], y[0], "last")
+        p = float(wilcoxon(x[0, -1], y[0, -1], nan_policy="omit").pvalue)
+        out.append(Paired(a.label, b.label, what, diff, p, x.shape[2], "", kind, test="Wilcoxon signed-rank"))
     return out
-
-
-def drift_line(c: Paired) -> str:
-    """`a − b: metric +d [lo, hi] over N facts [× S seeds], Wilcoxon signed-rank p …: decided | undecided`
-    (decided only when the interval excludes 0 and every p is below 0.05)."""
-    shown = f"{c.p[0]:.2g}" if len(c.p) == 1 else "per seed " + " / ".join(f"{v:.2g}" for v in c.p)
-    seeds = f" × {len(c.p)} seeds" if len(c.p) > 1 else ""
-    return (f"{c.a} − {c.b}: {c.what} {c.diff.value:+.4f} [{c.diff.lo:+.4f}, {c.diff.hi:+.4f}] over {c.n} "
-            f"{c.items}{seeds}, {c.test} p {shown}: {'decided' if c.decided else 'undecided'}")
 
 
 def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
     """``drift_differences`` as lines with their verdicts."""
-    return [drift_line(c) for c in drift_differences(a, b, metrics)]
+    return [outcome_line(c) for c in drift_differences(a, b, metrics)]

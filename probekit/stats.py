@@ -150,9 +150,14 @@ def drop_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     same facts) → ints in −2..2 [N]; each peak is the epoch of highest accuracy (the first of ties: where epochs
     tie, the per-fact values, and so the test's p, follow that choice; their mean does not). Their mean is
     ΔD_Held(a) − ΔD_Held(b) as a share, so ``sign_flip_p`` of them tests the difference of the two drops."""
-    a, b = np.asarray(a, int), np.asarray(b, int)
-    drop = lambda c: c[c.mean(1).argmax()] - c[-1]  # noqa: E731
-    return drop(a) - drop(b)
+    return fact_drops(a) - fact_drops(b)
+
+
+def fact_drops(correct: np.ndarray) -> np.ndarray:
+    """Per fact, its outcome at the run's peak epoch (the first of highest accuracy) minus at the last: correct
+    [E, N] → ints in −1..1 [N]; their mean is the run's ΔD_Held as a share."""
+    c = np.asarray(correct, int)
+    return c[c.mean(1).argmax()] - c[-1]
 
 
 PAIRED_TESTS = {"last": "McNemar", "forgetting": "sign-flip"}  # statistic → the exact paired test paired_p runs

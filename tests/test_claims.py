@@ -1,36 +1,47 @@
 """The study's claims as verdicts: each comparison's rule against a plain reading of it, the claim's combination, and
 the table's text cells."""
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyses.claims import claim_verdict, comparison_verdict
+from analyses.claims import claim_verdict, comparison_verdict, tost_p
 from analyses.comparisons import Paired
 from analyses.outputs import markdown
+from probekit.pooled import pooled_mean
 from probekit.stats import Estimate
 
 finite = st.floats(-50, 50, allow_nan=False)
-ps = st.lists(st.floats(0, 1), min_size=1, max_size=3)
+ps = st.floats(0, 1)
 
 
-def paired(lo: float, hi: float, p: list[float]) -> Paired:
+def paired(lo: float, hi: float, p: float) -> Paired:
+    """One seed's comparison: a bootstrap interval and the exact p."""
     return Paired("a", "b", "ΔD_Held", Estimate((lo + hi) / 2, lo, hi), p, 100)
 
 
-def ref_verdict(lo, hi, p, relation, margin):
+def pooled_paired(mean: float, spread: float = 0.3, seeds: int = 3, facts: int = 400) -> Paired:
+    """Several seeds' comparison around `mean` (per-fact values with a little fact and seed noise)."""
+    rng = np.random.default_rng(0)
+    d = mean + spread * (rng.normal(size=(seeds, facts)) + 0.2 * rng.normal(size=(seeds, 1)))
+    d -= d.mean() - mean
+    r = pooled_mean(d)
+    return Paired("a", "b", "ΔD_Held", Estimate(r.value, r.lo, r.hi), r.p, facts, test="pooled", pooled=r)
+
+
+def ref_verdict(lo, hi, p, relation, margin, one_seed=True):
     """The rule as the docstring words it, case by case."""
-    significant = all(v < 0.05 for v in p)
-    if relation == ">":
-        if lo > 0 and hi > 0 and significant:
-            return "supported"
-        if lo < 0 and hi < 0 and significant:
-            return "contradicted"
+    low, high = (0, float("inf")) if relation == ">" else (-margin, margin)
+    if low < lo and hi < high:
+        verdict = "supported"
+    elif hi < low or lo > high:
+        verdict = "contradicted"
+    else:
         return "undecided"
-    if all(-margin <= v <= margin for v in (lo, hi)):
-        return "supported"
-    wholly_outside = all(v > margin for v in (lo, hi)) or all(v < -margin for v in (lo, hi))
-    return "contradicted" if wholly_outside and significant else "undecided"
+    if relation == ">" and one_seed and not p < 0.05:
+        return "undecided"
+    return verdict
 
 
 @given(finite, finite, ps, st.sampled_from([">", "≈"]), st.floats(0, 10))
@@ -49,13 +60,30 @@ def test_swapping_the_runs_mirrors_the_verdict(a, b, p, margin):
     assert comparison_verdict(backward, "≈", margin) == comparison_verdict(forward, "≈", margin)
 
 
-def test_a_clear_difference_needs_every_seeds_p():
-    assert comparison_verdict(paired(2, 9, [0.01, 0.02]), ">", 0) == "supported"
-    assert comparison_verdict(paired(2, 9, [0.01, 0.2]), ">", 0) == "undecided"
-    # equal within the margin needs no p: a small interval inside ± 3 pp is equivalence
-    assert comparison_verdict(paired(-1, 2, [0.9]), "≈", 3) == "supported"
-    assert comparison_verdict(paired(-1, 4, [0.9]), "≈", 3) == "undecided"
-    assert comparison_verdict(paired(4, 9, [0.01]), "≈", 3) == "contradicted"
+def test_one_seed_needs_its_exact_p_at_zero_but_not_at_a_margin():
+    assert comparison_verdict(paired(2, 9, 0.01), ">", 0) == "supported"
+    assert comparison_verdict(paired(2, 9, 0.2), ">", 0) == "undecided"
+    assert comparison_verdict(paired(-1, 2, 0.9), "≈", 3) == "supported"
+    assert comparison_verdict(paired(-1, 4, 0.9), "≈", 3) == "undecided"
+    assert comparison_verdict(paired(4, 9, 0.9), "≈", 3) == "contradicted"  # the margin's side: no p against 0
+
+
+@pytest.mark.parametrize("mean, expected", [(0.0, "supported"), (2.0, "supported"), (3.0, "undecided"),
+                                            (-3.0, "undecided"), (4.0, "contradicted"), (-6.0, "contradicted")])
+def test_equivalence_is_tost_at_the_margin(mean, expected):
+    """Pooled seeds around a known mean against ± 3: inside, at, and outside the margin; TOST's p agrees."""
+    c = pooled_paired(mean)
+    assert comparison_verdict(c, "≈", 3.0) == expected, c.diff
+    assert (tost_p(c, 3.0) < 0.025) == (expected == "supported")
+    shown_outside = min(c.pooled.p_above(3.0), c.pooled.p_below(-3.0)) < 0.025
+    assert shown_outside == (expected == "contradicted")
+
+
+@pytest.mark.parametrize("mean, expected", [(1.0, "supported"), (0.0, "undecided"), (-1.0, "contradicted")])
+def test_greater_is_the_same_rule_at_zero(mean, expected):
+    c = pooled_paired(mean)
+    assert comparison_verdict(c, ">", 0.0) == expected
+    assert (c.p < 0.05) == (expected != "undecided")
 
 
 def test_claim_verdict_combines_its_comparisons():
