@@ -214,12 +214,32 @@ def held_size(profile: Profile) -> tuple[int, str]:
                f"{dev} dev questions{limit}; SLiCK decides the real number)")
 
 
-def power_line(profile: Profile, label: str = "power") -> str:
-    """A dry run's line: the smallest ΔD_Held difference between two conditions the planned D_Held detects."""
-    n, how = held_size(profile)
-    d = detectable(n)
+def observed_discordance(finished: list[list[dict]]) -> tuple[float, int, int] | None:
+    """From finished runs' records (each a run's metrics.jsonl lines) on the same held-out facts at the same seed:
+    the median share of facts whose last-epoch D_Held outcome differs between two runs, the number of such pairs
+    and of facts (None where no two finished runs share their facts)."""
+    bits = [records[-1].get("correct", {}).get("held") for records in finished]
+    shares = [np.mean([x != y for x, y in zip(a, b)]) for i, a in enumerate(bits) for b in bits[i + 1:]
+              if a and b and len(a) == len(b)]
+    if not shares:
+        return None
+    return float(np.median(shares)), len(shares), len(next(b for b in bits if b))
+
+
+def power_line(profile: Profile, label: str = "power", finished: list[list[dict]] | None = None) -> str:
+    """A dry run's line: the smallest ΔD_Held difference between two conditions the planned D_Held detects, at the
+    discordance the finished runs show (grouped by seed by the caller), else at an assumed DISCORDANT."""
+    observed = observed_discordance(finished or [])
+    if observed:
+        discordant, pairs, n = observed
+        how = f"D_Held of {n} facts evaluated (the finished runs' own)"
+        share = f"{discordant:.0%} of facts discordant at the last epoch (the median of {pairs} pairs of finished runs)"
+    else:
+        n, how = held_size(profile)
+        discordant, share = DISCORDANT, f"an assumed {DISCORDANT:.0%} of facts discordant between the conditions"
+    d = stats.detectable_difference(n, discordant)
     found = (f"the smallest ΔD_Held difference between two conditions detected at 80% power is {d:.1f} pp" if
              not math.isnan(d) else "no ΔD_Held difference between two conditions is detected at 80% power")
-    return (f"  {label}: {how}; {found} (the power of exact McNemar, α = 0.05, {DISCORDANT:.0%} of facts "
-            "discordant between the conditions: ΔD_Held's sign-flip test is McNemar where per-fact drops differ by "
-            "at most 1)")
+    return (f"  {label}: {how}; {found} with one seed (the power of exact McNemar, α = 0.05, {share}: ΔD_Held's "
+            "sign-flip test is McNemar where per-fact drops differ by at most 1; pooled seeds gain on this where "
+            "they agree)")

@@ -66,4 +66,16 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     print("  on a GPU: tokens × 6 × params FLOPs; a 1.5B model at 40% MFU on an H100 trains ≈ 40k tokens/s")
     if described is not None:
         print(described)
-    print(power_line(profile))
+    print(power_line(profile, finished=finished_at_one_seed(runs, runs_dir)))
+
+
+def finished_at_one_seed(runs: list[Run], runs_dir: Path | None) -> list[list[dict]]:
+    """The records of the planned runs already finished under `runs_dir` at the first seed that has two or more."""
+    if runs_dir is None:
+        return []
+    by_seed: dict = {}
+    for run in runs:
+        records = run_folder(run, runs_dir).records()
+        if records and records[-1]["epoch"] == run.config["epochs"]:
+            by_seed.setdefault(run.config.get("seed"), []).append(records)
+    return next((group for group in by_seed.values() if len(group) > 1), [])

@@ -315,3 +315,18 @@ def test_frontier_compares_the_drop_and_what_is_kept_at_equal_acquisition(tmp_pa
     assert "D_Held there -50.0 pp [" in kept and kept.endswith("McNemar p 0.002: decided")
     rows = at_threshold([a, b], 0.5)
     assert [r["epoch"] for r in rows] == ["1", "2"] and rows[1]["D_Held"].startswith("0.500 [")
+
+
+def test_power_line_reads_the_discordance_of_finished_runs():
+    from analyses.comparisons import observed_discordance, power_line
+    from analyses.profiles import PROFILES
+
+    def records(bits):
+        return [{"epoch": 5, "correct": {"held": bits}}]
+
+    finished = [records("1" * 80 + "0" * 20), records("1" * 60 + "0" * 40), records("1" * 100)]
+    assert observed_discordance(finished) == (0.2, 3, 100)  # shares 0.2, 0.2 and 0.4
+    assert observed_discordance(finished[:1]) is None
+    line = power_line(PROFILES["micro"], finished=finished)
+    assert "D_Held of 100 facts evaluated" in line and "20% of facts discordant" in line
+    assert "an assumed 10%" in power_line(PROFILES["micro"])
