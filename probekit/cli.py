@@ -23,6 +23,9 @@ probekit shows what fine-tuning does to the facts a language model already knew.
       --base repo id in the local Hugging Face cache. Resumable.
   probekit plot probes/ [more_probes/ ...] --metric RD --out figures/rd
       plot a metric over training, one line per run (PNG + PDF).
+  probekit risk --base BASE --held held.jsonl --new new.jsonl [--known known.jsonl] --out risk/
+      before fine-tuning: rank the held facts by the probability that a fine-tune on the new (and known) facts
+      forgets them, from one θ0 pass; writes risk/risk.md, risk.csv and risk.parquet with the expected number lost.
   probekit models
       list the supported architectures and where the embedded default model lives.
 
@@ -68,6 +71,22 @@ class PlotSettings:
 
 
 @dataclass
+class RiskInputs:
+    """What `probekit risk` reads and where it writes."""
+
+    held: str = option(help="the facts to keep (D_Held): JSONL, CSV, Parquet or a save_to_disk folder")
+    new: str = option(help="the new facts the planned fine-tune teaches, same formats")
+    out: str = option(help="output folder: risk.md, risk.csv, risk.parquet")
+    base: str = option("embedded", "base model θ0: a checkpoint folder, a repo id in the local Hugging Face cache or "
+                                   "'embedded'")
+    known: str | None = option(None, "the rest of the training set (facts the model already knows), same formats")
+    layer: int | None = option(None, "probe layer, 1-based (None: the middle layer, num_hidden_layers // 2)")
+    device: str | None = option(None, "cpu, cuda, cuda:N (None: cuda if available)")
+    predictor: str | None = option(None, "a predictor JSON from `python -m analyses.risk` (None: the shipped one)")
+    top: int = option(25, "facts listed in risk.md")
+
+
+@dataclass
 class ModelsSettings:
     embedded: bool = option(False, "convert the embedded model now and print its path")
 
@@ -105,6 +124,22 @@ def _plot(args) -> None:
         plt.close(fig)
 
 
+def _risk(args) -> None:
+    from .risk import Predictor, risk, validation_notes, write_report
+
+    inputs = from_namespace(RiskInputs, args)
+    predictor = Predictor.load(inputs.predictor)
+    df = risk(inputs.base, inputs.held, inputs.new, inputs.known, layer=inputs.layer, predictor=predictor,
+              device=inputs.device)
+    expected, lo, hi = df.attrs["expected_lost"]
+    print(df.head(inputs.top)[["rank", "question", "answer", "probability"]].to_string(index=False))
+    print(f"expected number lost: {expected:.1f} of {len(df)} (95% interval of the count {lo}–{hi})")
+    for note in validation_notes(df):
+        print(f"validation: {note}")
+    for path in write_report(df, inputs.out, inputs.top):
+        print(f"wrote {path}")
+
+
 def _models(args) -> None:
     from .families import FAMILIES
     from .models import cache_dir, embedded_model_dir
@@ -137,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("probes", nargs="+", help="probe output folders (or probes.csv files)")
     add_arguments(p, PlotSettings)
     p.set_defaults(func=_plot)
+
+    p = sub.add_parser("risk", help="before fine-tuning: which held facts a fine-tune on new facts will forget",
+                       formatter_class=_Formatter,
+                       description="Rank held facts by their forgetting probability under a planned fine-tune on "
+                                   "new facts, from one pass of the base model (no training).")
+    add_arguments(p, RiskInputs)
+    p.set_defaults(func=_risk)
 
     p = sub.add_parser("models", help="list supported architectures and the embedded model", formatter_class=_Formatter)
     add_arguments(p, ModelsSettings)
