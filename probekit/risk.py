@@ -219,14 +219,18 @@ def risk(base, held, new, known=None, *, layer: int | None = None, predictor: Pr
 
 
 def validation_notes(df: pd.DataFrame) -> list[str]:
-    """What the shipped validation says about this report's setting: each validated group with its AUC; a group
-    whose interval holds 0.5 is named as not validated."""
-    notes = []
+    """What the shipped validation says, one line per held-out group (seeds, relations, families, ...): its AUCs
+    and, where an interval holds 0.5, that the ranking is not validated there."""
+    groups: dict[str, list[dict]] = {}
     for row in df.attrs.get("validation", []):
-        auc = f"AUC {row['auc']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]"
-        ok = row["lo"] > 0.5
-        notes.append(f"{row['group']} ({row['setting']}): {auc}" +
-                     ("" if ok else " — the interval holds 0.5: the ranking is not validated for this setting"))
+        groups.setdefault(row["group"], []).append(row)
+    notes = []
+    for group, rows in groups.items():
+        shown = ", ".join(f"{r['setting']} {r['auc']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]" for r in rows)
+        weak = [r["setting"] for r in rows if not r["lo"] > 0.5]
+        verdict = (f"not validated for {len(weak)} of {len(rows)} (the interval holds 0.5: {'; '.join(weak)})"
+                   if weak else "validated in each")
+        notes.append(f"{group}: AUC {shown} — {verdict}")
     return notes
 
 
