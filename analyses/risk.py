@@ -23,20 +23,18 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from scipy.stats import rankdata
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from scipy.stats import rankdata  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from probekit import risk as R  # noqa: E402
-from probekit.entities import read_facts  # noqa: E402
-from probekit.io import atomic_write, stable_hash  # noqa: E402
-from probekit.stats import auc_ci  # noqa: E402
-from training.run_dir import RunDir  # noqa: E402
+from probekit import risk as R
+from probekit.entities import read_facts
+from probekit.io import atomic_write, stable_hash
+from probekit.stats import auc_ci
+from training.run_dir import RunDir
 
 FEATURE_VERSION = 1  # bump when a feature's definition changes: the cache key carries it
 FAMILY = {"embedded": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M"}
@@ -240,6 +238,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--no-save-predictor", action="store_true",
                         help="do not rewrite probekit/data/risk_predictor.json")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # a command line only saves files
     data = dataset(Path(args.runs_dir))
     rows = validate(data)
     df = table(rows)

@@ -8,10 +8,9 @@ interval of ΔD_Held (peak → last) finds the peak inside each resample, and th
 conditions resamples the same facts for both.
 
 Outcome matrices are ``correct[epochs, facts]`` (bool): each held-out fact's greedy correctness at each epoch.
-With several training seeds they are ``[seeds, epochs, facts]``: ``seeds_curve_ci`` and ``seeds_paired_difference``
-average over seeds and resample seeds, then facts (``bootstrap_nested``: one fact resample for every seed, since
-the seeds share their facts); with one seed they are exactly ``accuracy_ci`` / ``forgetting_ci`` /
-``paired_difference``. ``auc_ci``: a ROC AUC with a bootstrap stratified by class.
+With several seeds, ``[seeds, epochs, facts]``: ``seeds_curve_ci`` draws bands over seeds, then facts (one seed:
+exactly ``accuracy_ci`` / ``forgetting_ci``); comparisons pooled over seeds use ``probekit.pooled``. ``auc_ci``: a
+ROC AUC with a bootstrap stratified by class.
 """
 from __future__ import annotations
 
@@ -156,8 +155,7 @@ def drop_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def fact_drops(correct: np.ndarray) -> np.ndarray:
     """Per fact, its outcome at the run's peak epoch (the first of highest accuracy) minus at the last: correct
     [E, N] → ints in −1..1 [N]; their mean is the run's ΔD_Held as a share."""
-    c = np.asarray(correct, int)
-    return c[c.mean(1).argmax()] - c[-1]
+    return (c := np.asarray(correct, int))[c.mean(1).argmax()] - c[-1]
 
 
 PAIRED_TESTS = {"last": "McNemar", "forgetting": "sign-flip"}  # statistic → the exact paired test paired_p runs
@@ -252,18 +250,6 @@ def seeds_curve_ci(values: np.ndarray, statistic: Callable | str | None = None, 
     f = _curve_statistic(statistic)
     kw.setdefault("batch", batch_for(v.shape[1] * v.shape[2], kw.get("n_resamples", N_RESAMPLES)))
     return _over_seeds(lambda s, idx: f(_item_mean(v[s], idx)), v.shape[0], v.shape[2], **kw)
-
-
-def seeds_paired_difference(a: np.ndarray, b: np.ndarray, statistic: Callable | str, **kw) -> Estimate:
-    """statistic(a) − statistic(b) of two conditions' outcomes [S, E, N] on the same seeds and facts, averaged
-    over seeds; one resample of seeds and facts for both. One seed: exactly ``paired_difference``."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
-        raise ValueError(f"paired conditions need the same seeds and facts: {a.shape} vs {b.shape}")
-    f = _curve_statistic(statistic)
-    kw.setdefault("batch", batch_for(a.shape[1] * a.shape[2], kw.get("n_resamples", N_RESAMPLES)))
-    return _over_seeds(lambda s, idx: f(a[s][:, idx].mean(-1)) - f(b[s][:, idx].mean(-1)), a.shape[0], a.shape[2],
-                       **kw)
 
 
 def _over_seeds(per_seed: Callable[[int, np.ndarray], np.ndarray], n_seeds: int, n_items: int, **kw) -> Estimate:
