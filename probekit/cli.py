@@ -39,7 +39,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     """Help that shows every default (a text with a newline as its escape) and keeps the description's layout."""
 
     def _get_help_string(self, action):
-        if action.required:
+        if action.required or action.default is None:  # a None default is described by the help text itself
             return action.help
         if isinstance(action.default, str) and "\n" in action.default:
             return f"{action.help} (default: %(default)r)"

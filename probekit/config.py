@@ -44,8 +44,12 @@ def from_namespace(cls, namespace: argparse.Namespace, **overrides):
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls) -> argparse.ArgumentParser:
-    """Add the flags of settings class `cls` to an existing parser (a subcommand's, say)."""
+    """Add the flags of settings class `cls` to an existing parser (a subcommand's, say): the dashed spelling shown
+    first (both work), a boolean flag's optional value shown as true|false."""
     for action in _parser_class()(cls, add_help=False)._actions:
+        action.option_strings.sort(key=lambda s: "_" in s)
+        if action.nargs == "?" and action.const is True:
+            action.metavar = "true|false"
         parser._add_action(action)
     return parser
 

@@ -14,9 +14,10 @@ from .regularizers import NO_REGULARIZER, Regularizer
 
 
 class Objective(torch.nn.Module):
-    """(task loss summed over answer tokens, the regulariser's per-batch term summed per example as in DESIGN.md,
-    or 0). The LM head runs only where a loss needs logits: at answer positions here, and wherever the regulariser
-    asks (the teacher's k ids, or chunk by chunk for full KL). `teacher`: the regulariser's prefetched rows."""
+    """(task loss summed over answer tokens, the regulariser's per-batch term summed per example as eq. 2 of the
+    study sums it, or 0). The LM head runs only where a loss needs logits: at answer positions here, and wherever
+    the regulariser asks (the teacher's k ids, or chunk by chunk for full KL). `teacher`: the regulariser's
+    prefetched rows."""
 
     def __init__(self, lm):
         super().__init__()

@@ -1,4 +1,4 @@
-"""The study's wiring (issue 12): a run seeds every generator from --seed, Fig. 11 runs 100 epochs in the paper
+"""The study's wiring: a run seeds every generator from --seed, Fig. 11 runs 100 epochs in the paper
 profile, top-k / random-k run in the semantic-key synthetic setting, and M(y) of eq. 2 is a visible choice."""
 import json
 
