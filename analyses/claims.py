@@ -30,34 +30,33 @@ import pandas as pd
 
 from probekit.config import option
 
-from . import fig3, fig5
 from .comparisons import Paired, p_text, power_line, run_difference
 from .drift_items import drift_differences
 from .outputs import interval_cell, save_table, write_outputs
 from .profiles import synthetic_profile
-from .runs import Run, Trained
+from .runs import STUDY_CONDITIONS, SYNTHETIC_CONDITIONS, Run, Trained, synthetic_runs
 from .skeleton import Analysis, standard_plan
 
 NAME = "claims"
 RULES = [" ".join(rule.removeprefix("- ").split()) for paragraph in __doc__.split("\n\n")[1:4]
          for rule in paragraph.split("\n- ")]  # how a verdict is reached, as the docstring says
 VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "undecided": "0.5"}
-FIG5 = list(fig5.CONDITIONS)  # SFT semantic, self-distillation semantic, SFT UUID
+FIG5 = list(SYNTHETIC_CONDITIONS)  # SFT semantic, self-distillation semantic, SFT UUID
 COLUMNS = ["claim", "comparison", "unit", "difference", "difference lo", "difference hi", "margin", "p", "TOST p",
            "seed heterogeneity p", "n", "seeds", "verdict", "claim verdict"]
 
 
 @dataclass
 class Options:
-    margin: float = option(3.0, "a ≈ claim on ΔD_Held holds when the 95% interval of the difference lies within ± "
-                           "this many pp")
+    margin: float = option(3.0, "a ≈ claim on forgetting (ΔD_Held and lost by the last epoch) holds when the 95% "
+                           "interval of the difference lies within ± this many pp")
     rd_margin: float = option(0.005, "a ≈ claim on RD holds when the 95% interval of the difference lies within ± "
                               "this")
 
 
 def plan(ctx, data) -> list[Run]:
     """fig3's runs (pooled relations), then fig5's (the synthetic P17 setting)."""
-    return standard_plan(fig3.LABELS)(ctx, data) + fig5.planned_runs(synthetic_profile(ctx.profile), data)
+    return standard_plan(STUDY_CONDITIONS)(ctx, data) + synthetic_runs(synthetic_profile(ctx.profile), data)
 
 
 def comparison_verdict(c: Paired, relation: str, margin: float) -> str:

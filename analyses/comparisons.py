@@ -241,5 +241,5 @@ def power_line(profile: Profile, label: str = "power", finished: list[list[dict]
     found = (f"the smallest ΔD_Held difference between two conditions detected at 80% power is {d:.1f} pp" if
              not math.isnan(d) else "no ΔD_Held difference between two conditions is detected at 80% power")
     return (f"  {label}: {how}; {found} with one seed (the power of exact McNemar, α = 0.05, {share}: ΔD_Held's "
-            "sign-flip test is McNemar where per-fact drops differ by at most 1; pooled seeds gain on this where "
-            "they agree)")
+            "sign-flip test is McNemar where per-fact drops differ by at most 1; three pooled seeds detect about "
+            "this, five much smaller differences: see docs/pooled-verdicts.md)")

@@ -146,7 +146,10 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
         kind = "facts" if items == "held" else "pairs"
         what = f"{metric} at the last epoch"
         if len(x) > 1:
-            pooled = pooled_mean(x[:, -1] - y[:, -1])
+            try:
+                pooled = pooled_mean(x[:, -1] - y[:, -1])
+            except ValueError:  # fewer than 2 items defined at every seed: not a comparison
+                continue
             out.append(Paired(a.label, b.label, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p,
                               pooled.items, "", kind, test="pooled", pooled=pooled))
             continue

@@ -23,12 +23,10 @@ from probekit.models import MODEL_NAMES, resolve_model_path
 
 from .comparisons import comparison_lines, forgetting_lines
 from .drift_items import drift_difference_lines, drift_frame, missing_intervals
-from .fig5 import planned_runs
-from .fig11 import LABELS
 from .outputs import write_outputs
 from .plots import GRID_FONT_SCALE, lines
 from .profiles import model_label, synthetic_profile
-from .runs import Run
+from .runs import SEMANTIC_KEY_CONDITIONS, Run, synthetic_runs
 from .skeleton import Analysis
 
 NAME = "families"
@@ -50,7 +48,7 @@ def plan(ctx, data) -> list[Run]:
     for model in ctx.options.models:
         if not ctx.dry_run and not _available(model):
             continue
-        runs += planned_runs(replace(ctx.profile, model=model), data, LABELS)
+        runs += synthetic_runs(replace(ctx.profile, model=model), data, SEMANTIC_KEY_CONDITIONS)
     if not runs:
         raise ProbekitError(f"no model could be run of {', '.join(ctx.options.models)}")
     return runs

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .fig5 import planned_runs
 from .comparisons import forgetting_lines
 from .drift_items import PAIRED_OVER, drift_difference_lines, drift_frame
 from .frames import run_accuracy
 from .outputs import write_outputs
 from .plots import metric_panels
 from .profiles import synthetic_profile
+from .runs import SEMANTIC_KEY_CONDITIONS, synthetic_runs
 from .skeleton import Analysis
 
 NAME = "fig11"
-LABELS = ("SFT, semantic keys", "Self-distillation, semantic keys")
 PANELS = ["RD", "JSD", "MTD", "NS", "NTR", "Rank-rho", "train D_Unk", "val D_Held"]
 
 
@@ -42,7 +41,7 @@ def render(ctx, trained) -> pd.DataFrame:
     return df
 
 
-ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: planned_runs(ctx.profile, data, LABELS), render,
+ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: synthetic_runs(ctx.profile, data, SEMANTIC_KEY_CONDITIONS), render,
                     defaults={"paper": {"epochs": 100}}, setting=synthetic_profile)
 main = ANALYSIS.main
 

@@ -7,12 +7,13 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 """
 from __future__ import annotations
 
-from .fig2 import run_panel_figure
 from .frames import estimate, forgetting, seed_mean
 from .outputs import interval_cell
+from .panels import run_panel_figure
+from .runs import STUDY_CONDITIONS
 
 NAME = "fig3"
-LABELS = ["SFT", "Self-distillation", "Only Known"]
+LABELS = STUDY_CONDITIONS
 
 
 def summary(t) -> str:

@@ -17,26 +17,12 @@ from .comparisons import forgetting_lines
 from .drift_items import drift_difference_lines, drift_frame, missing_intervals
 from .outputs import interval_cell, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
-from .profiles import Profile, synthetic_profile
-from .runs import Run, run_config
+from .profiles import synthetic_profile
+from .runs import synthetic_runs
 from .skeleton import Analysis
 
 NAME = "fig5"
-CONDITIONS = {  # label → (key type, condition overrides)
-    "SFT, semantic keys": ("semantic", dict(condition="sft")),
-    "Self-distillation, semantic keys": ("semantic", dict(condition="self_distill", variant="full")),
-    "SFT, UUID keys": ("uuid", dict(condition="sft")),
-}
 COLORS = {"SFT, semantic keys": "#1f77b4", "Self-distillation, semantic keys": "#ff7f0e", "SFT, UUID keys": "#2ca02c"}
-
-
-def planned_runs(profile: Profile, data, labels=tuple(CONDITIONS)) -> list[Run]:
-    """The runs named in `labels` on the profile's splits and synthetic facts (`data`: Data or Placeholders)."""
-    splits = data.splits(profile)
-    synthetic = {key: data.synthetic(profile, key) for key in dict.fromkeys(CONDITIONS[label][0] for label in labels)}
-    return [Run(label, run_config(profile, splits, unknown=synthetic[CONDITIONS[label][0]], probe=True,
-                                  **CONDITIONS[label][1]), train_size=profile.known_size + profile.synthetic)
-            for label in labels]
 
 
 def plot(rd: pd.DataFrame, note: str):
@@ -65,7 +51,7 @@ def render(ctx, trained) -> pd.DataFrame:
     return rd
 
 
-ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: planned_runs(ctx.profile, data), render,
+ANALYSIS = Analysis(NAME, __doc__, lambda ctx, data: synthetic_runs(ctx.profile, data), render,
                     setting=synthetic_profile, font_scale=SINGLE_PANEL_FONT_SCALE)
 main = ANALYSIS.main
 

@@ -9,10 +9,11 @@ from .comparisons import comparison_lines
 from .frames import split_accuracy
 from .outputs import write_outputs
 from .plots import split_panels
+from .runs import STUDY_CONDITIONS
 from .skeleton import Analysis, standard_plan
 
 NAME = "fig6"
-LABELS = ["SFT", "Self-distillation", "Only Known"]
+LABELS = STUDY_CONDITIONS
 SPLITS = ["held", "maybe_known", "weakly_known"]
 
 

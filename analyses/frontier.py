@@ -23,10 +23,11 @@ from .comparisons import outcome_line, paired_outcomes
 from .frames import outcomes
 from .outputs import interval_cell, save_table, write_outputs
 from .plots import LINESTYLES
+from .runs import STUDY_CONDITIONS
 from .skeleton import Analysis, standard_plan
 
 NAME = "frontier"
-LABELS = ["SFT", "Self-distillation", "Only Known"]
+LABELS = STUDY_CONDITIONS
 THRESHOLDS = (0.5, 0.8)
 
 

@@ -27,17 +27,16 @@ from probekit.entities import read_facts
 from probekit.interference import forgotten_facts, nearest_new, peak_epoch, permutation_auc
 from probekit.io import write_text
 
-from . import fig5
 from .frames import correct_matrix
 from .outputs import markdown, save_csv, write_outputs
 from .profiles import synthetic_profile
-from .runs import Run, Trained, standard_runs
+from .runs import SYNTHETIC_CONDITIONS, Run, Trained, standard_runs, synthetic_runs
 from .skeleton import Analysis
 
 NAME = "interference"
 EQ_LABELS = ["SFT", "Self-distillation"]  # new entities: D_Unk
 NEW_ENTITIES = {**{label: "D_Unk" for label in EQ_LABELS},
-                **{label: f"{key} keys" for label, (key, _) in fig5.CONDITIONS.items()}}
+                **{label: f"{key} keys" for label, (key, _) in SYNTHETIC_CONDITIONS.items()}}
 
 
 @dataclass
@@ -49,7 +48,7 @@ class Options:
 def plan(ctx, data) -> list[Run]:
     """The EntityQuestions runs (new entities: D_Unk) and fig5's synthetic-key runs (new entities: the keys)."""
     runs = standard_runs(ctx.profile, data.splits(ctx.profile))
-    return [runs[label] for label in EQ_LABELS] + fig5.planned_runs(synthetic_profile(ctx.profile), data)
+    return [runs[label] for label in EQ_LABELS] + synthetic_runs(synthetic_profile(ctx.profile), data)
 
 
 def fact_table(t: Trained) -> pd.DataFrame:

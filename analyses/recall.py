@@ -47,11 +47,11 @@ from .comparisons import paired_line
 from .frames import correct_matrix
 from .outputs import band_of, interval_cell, save_csv, write_outputs
 from .plots import band, lines
-from .runs import Trained
+from .runs import STUDY_CONDITIONS, Trained
 from .skeleton import Analysis, standard_plan
 
 NAME = "recall"
-LABELS = ["SFT", "Self-distillation", "Only Known"]
+LABELS = STUDY_CONDITIONS
 POOL = {"paper": 4000, "standard": 1500, "quick": 600, "micro": 60}  # probe training questions per relation
 COLORS = {"SFT": "#1f77b4", "Self-distillation": "#ff7f0e", "Only Known": "#2ca02c"}
 

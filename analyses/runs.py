@@ -88,6 +88,26 @@ def standard_runs(profile: Profile, data: dict[str, str]) -> dict[str, Run]:
     }
 
 
+STUDY_CONDITIONS = ["SFT", "Self-distillation", "Only Known"]  # fig3's, shared by fig6, the frontier, recall, claims
+SYNTHETIC_CONDITIONS = {  # fig5's on the synthetic P17 setting: label → (key type, condition overrides)
+    "SFT, semantic keys": ("semantic", dict(condition="sft")),
+    "Self-distillation, semantic keys": ("semantic", dict(condition="self_distill", variant="full")),
+    "SFT, UUID keys": ("uuid", dict(condition="sft")),
+}
+SEMANTIC_KEY_CONDITIONS = ("SFT, semantic keys", "Self-distillation, semantic keys")  # fig11's, and families'
+
+
+def synthetic_runs(profile: Profile, data, labels=tuple(SYNTHETIC_CONDITIONS)) -> list[Run]:
+    """The synthetic-setting runs named in `labels` on the profile's splits and synthetic facts (`data`: Data or
+    Placeholders)."""
+    splits = data.splits(profile)
+    keys = dict.fromkeys(SYNTHETIC_CONDITIONS[label][0] for label in labels)
+    synthetic = {key: data.synthetic(profile, key) for key in keys}
+    return [Run(label, run_config(profile, splits, unknown=synthetic[SYNTHETIC_CONDITIONS[label][0]], probe=True,
+                                  **SYNTHETIC_CONDITIONS[label][1]), train_size=profile.known_size + profile.synthetic)
+            for label in labels]
+
+
 def training_seeds(profile: Profile) -> list[int]:
     """The training seeds of an analysis: ``--seeds``, else ``--seed`` alone."""
     return list(dict.fromkeys(profile.seeds)) or [profile.seed]

@@ -7,7 +7,7 @@ difference with McNemar's p.
 """
 from __future__ import annotations
 
-from .table1 import group_table
+from .accuracy_table import group_table
 
 NAME = "table3"
 ROWS = {g: f"Train {g}" for g in ("q", "k", "v", "o", "gate+up", "down")}

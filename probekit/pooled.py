@@ -14,14 +14,16 @@ S − 1 degrees of freedom, item MS_i with N − 1, residual MS_r with (S − 1)
 
 The seed term is known only to S − 1 degrees of freedom, and no t distribution fits the sum exactly (a
 Behrens–Fisher problem). The interval and p are the generalised (fiducial) ones: E(MS_s) is drawn as
-MS_s·(S − 1)/χ²(S − 1), the item term as (MS_i·(N − 1)/χ²(N − 1) − MS_r)⁺, both on fixed quantile grids
-(deterministic), and μ's distribution is the resulting mixture of normals around d̄. Its quantiles give the
-95% interval; P(μ ≤ x) gives one-sided p at any x, so the same distribution tests against 0 and against an
-equivalence margin (TOST). When seeds agree the item term dominates and the interval is nearly the normal one on
-S × N values (power grows with S); when they disagree the seed term dominates and the interval tends to t with
-S − 1 degrees of freedom. Welch–Satterthwaite (a t with estimated df, the mixed model's Kenward–Roger answer here)
-rejected 7–9% at a nominal 5% with three seeds in our simulation; this is never above 5% there, at the price of
-being conservative (about 2.5%) when item variation dominates at S = 3 (``tests/test_pooled.py`` measures both).
+MS_s·(S − 1)/χ²(S − 1), floored at MS_r (E(MS_s) = σ_e² + Nσ_u² ≥ E(MS_r): without the floor, seeds whose means
+happen to tie would make the interval collapse), and the item term as (MS_i·(N − 1)/χ²(N − 1) − MS_r)⁺, both on
+fixed quantile grids (deterministic); μ's distribution is the resulting mixture of normals around d̄. Its quantiles
+give the 95% interval; P(μ ≤ x) gives one-sided p at any x, so the same distribution tests against 0 and against an
+equivalence margin (TOST). The seed term carries the residual noise σ_e² too, so with binary outcomes and three seeds
+the interval is close to a t with 2 degrees of freedom on the seeds' means, whether or not they agree: three seeds
+buy little over one seed's exact test (which speaks only for its run), five buy much more. Welch–Satterthwaite (a t
+with estimated df, the mixed model's Kenward–Roger answer here) rejected 7–9% at a nominal 5% with three seeds in our
+simulation; this stays at or below 5% there, at the price of coverage up to 99% where facts dominate at S = 3
+(``tests/test_pooled.py`` measures both).
 
 Heterogeneity: do the seeds disagree more than item noise predicts? F = MS_s / MS_r on (S − 1, (S − 1)(N − 1))
 degrees of freedom.
@@ -81,7 +83,7 @@ class MeanSquares:
         S, N = self.seeds, self.items
         seed_w = _chi2_grid(S - 1, SEED_GRID)[:, None]  # [Gs, 1]
         item_w = _chi2_grid(N - 1, ITEM_GRID)[None]  # [1, Gi]
-        seed = self.seed[..., None, None] / seed_w
+        seed = np.maximum(self.seed[..., None, None] / seed_w, self.residual[..., None, None])  # E(MS_s) ≥ E(MS_r)
         item = np.maximum(self.item[..., None, None] / item_w - self.residual[..., None, None], 0.0)
         return np.sqrt((seed + item) / (S * N)).reshape(*np.shape(self.mean), -1)
 
@@ -154,8 +156,11 @@ def half_width(mean: float, sd: np.ndarray, confidence: float = CONFIDENCE) -> f
 
 def pooled_mean(d: np.ndarray, confidence: float = CONFIDENCE) -> Pooled:
     """The pooled inference of per-item values d [S, N] (S ≥ 2 seeds sharing N items). Items with a NaN at any
-    seed are left out (a metric undefined for that item in some run)."""
+    seed are left out (a metric undefined for that item in some run); fewer than 2 left, or an infinite value, is a
+    ValueError."""
     d = np.asarray(d, float)
+    if np.isinf(d).any():
+        raise ValueError("pooled_mean needs finite values (NaN marks an undefined item)")
     d = d[:, ~np.isnan(d).any(0)]
     ms = MeanSquares.of(d)
     sd = ms.sd_grid()

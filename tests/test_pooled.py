@@ -68,6 +68,18 @@ def test_tiny_p_stays_exact_and_constant_values_are_certain():
     assert pooled_mean(np.zeros((3, 10))).p == 1.0
 
 
+def test_tied_seed_means_do_not_collapse_the_interval():
+    """Each seed gains 2 of 100 facts and loses none (different facts): the seeds' means tie, MS_seed = 0. The pooled
+    p stays of the order of McNemar's on the 300 fact-seeds (6 vs 0: 0.031), not 0."""
+    d = np.zeros((3, 100))
+    for s in range(3):
+        d[s, [2 * s, 2 * s + 1]] = 1
+    r = pooled_mean(d)
+    assert 0.005 < r.p < 0.1 and r.lo < r.value < r.hi
+    with pytest.raises(ValueError, match="finite"):
+        pooled_mean(np.array([[1.0, np.inf], [0.0, 1.0]]))
+
+
 def test_items_with_a_nan_at_any_seed_are_left_out():
     d = np.array([[1.0, 2.0, np.nan, 4.0], [1.0, 3.0, 0.0, 5.0]])
     assert pooled_mean(d).items == 3
@@ -131,7 +143,7 @@ def test_calibration_type_one_error_coverage_and_power(facts):
             power[seed_sd, seeds] = (pooled_p(alt) < 0.05).mean()
             where = f"N={facts} σ_u={seed_sd} S={seeds}: type-I {type_one:.3f} coverage {coverage:.3f}"
             assert type_one <= 0.05 + MC, where
-            assert 0.93 - MC <= coverage <= 0.98 + MC, where  # conservative by up to 3 pp where facts dominate
+            assert 0.93 - MC <= coverage <= 0.995, where  # conservative, up to 99%, where facts dominate at S = 3
         assert power[seed_sd, 5] > power[seed_sd, 3], (seed_sd, power)
     # one seed without seed variance: the exact test is calibrated for that run (with seed variance no one-seed
     # test can be: its effect is the run's own); it answers a narrower question, so its power is not compared

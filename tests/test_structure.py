@@ -37,3 +37,21 @@ def test_layering_and_no_import_time_side_effects(path):
             call = ast.unparse(node.value.func)
             assert call not in ("matplotlib.use", "sns.set_theme", "seaborn.set_theme", "plt.style.use"), \
                 f"{path.name} calls {call} at import"
+
+
+FIGURE_MODULES = {p.stem for p in (ROOT / "analyses").glob("*.py")
+                  if any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "ANALYSIS" for t in n.targets)
+                         for n in ast.parse(p.read_text(encoding="utf-8")).body)}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURE_MODULES))
+def test_no_figure_module_imports_another(name):
+    """Shared plans and renderers live in analyses' catalogue and helper modules (runs, panels, accuracy_table), not
+    in another figure's module."""
+    tree = ast.parse((ROOT / "analyses" / f"{name}.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            imported = [node.module] if node.module else [a.name for a in node.names]
+            assert not set(imported) & (FIGURE_MODULES - {name}), f"{name} imports {imported}"
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("analyses."):
+            assert node.module.split(".")[1] not in FIGURE_MODULES - {name}, f"{name} imports {node.module}"

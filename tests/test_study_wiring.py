@@ -80,6 +80,7 @@ def test_topk_runs_in_the_semantic_key_synthetic_setting(preset):
     """App. F: top-k / random-k beside SFT and full self-distillation on semantic keys: fig5's runs, shared."""
     from analyses import fig5, topk
     from analyses.data import Placeholders
+    from analyses.runs import synthetic_runs
 
     ctx = topk.ANALYSIS.context(["--profile", preset])
     runs = {r.label: r for r in topk.plan(ctx, Placeholders())}
@@ -88,7 +89,7 @@ def test_topk_runs_in_the_semantic_key_synthetic_setting(preset):
     assert all(r.config["unknown"] == semantic for r in runs.values())
     variants = [runs[k].config.get("variant") for k in ("Top-k distillation", "Random-k distillation")]
     assert variants == ["topk", "randomk"]
-    fig5_runs = {r.label: r.key() for r in fig5.planned_runs(fig5.ANALYSIS.context(["--profile", preset]).profile,
-                                                               Placeholders())}
+    fig5_runs = {r.label: r.key() for r in synthetic_runs(fig5.ANALYSIS.context(["--profile", preset]).profile,
+                                                            Placeholders())}
     assert runs["SFT"].key() == fig5_runs["SFT, semantic keys"]
     assert runs["Self-distillation"].key() == fig5_runs["Self-distillation, semantic keys"]
