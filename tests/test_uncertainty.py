@@ -112,7 +112,7 @@ def test_comparison_lines_per_seed_and_verdicts(tmp_path):
     lines = forgetting_lines([a, b])
     assert "over 4 facts × 2 seeds" in lines[0]
     assert lines[2].startswith("Self-distillation − SFT: ΔD_Held -37.5 pp [")
-    assert "over 4 facts × 2 seeds (per seed -50.0 / -25.0), pooled p 0.358, seed heterogeneity p 0.391: " \
+    assert "over 4 facts × 2 seeds (per seed -50.0 / -25.0), pooled p 0.363, seed heterogeneity p 0.391: " \
            "undecided (80% power only for differences ≥ ≈" in lines[2]
     wide = [["1" * 200, "1" * 100 + "0" * 100]]
     line = difference_line(_trained("A", wide, tmp_path), _trained("B", [["1" * 200] * 2], tmp_path), "last")
