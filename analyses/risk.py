@@ -38,6 +38,7 @@ from training.run_dir import RunDir
 
 FEATURE_VERSION = 1  # bump when a feature's definition changes: the cache key carries it
 FAMILY = {"embedded": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M"}
+FACT_FOLDS = 2  # folds over questions for the held-out seed and method rows
 
 
 def archived_runs(runs_dir: Path) -> pd.DataFrame:
@@ -97,10 +98,11 @@ def dataset(runs_dir: Path) -> pd.DataFrame:
         except Exception as exc:  # noqa: BLE001 - a family whose package is missing is skipped, said in one line
             print(f"skipping {FAMILY.get(model, model)} on {Path(new).name}: {str(exc).splitlines()[0]}")
             continue
+        questions = [f.question for f in read_facts(held)[:n_held]]
         for _, run in group.iterrows():
             forgotten, lost = labels(run["records"])
             tables.append(feats.assign(run=run["folder"], model=model, condition=run["condition"], seed=run["seed"],
-                                       setting=Path(new).stem, forgotten=forgotten, lost=lost))
+                                       setting=Path(new).stem, question=questions, forgotten=forgotten, lost=lost))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -147,13 +149,15 @@ def best_single(train: pd.DataFrame, label: str) -> tuple[str, int]:
     return best[0], best[1]
 
 
-def evaluate(group: str, setting: str, train: pd.DataFrame, test: pd.DataFrame, label: str,
-             ceiling: np.ndarray | None = None) -> dict:
-    """One validation row: the predictor fitted on `train` scored on `test`, with its baselines."""
-    test = test[test[label].notna()]
+def evaluate(group: str, setting: str, folds: list[tuple[pd.DataFrame, pd.DataFrame]], label: str,
+             ceiling: pd.Series | None = None) -> dict:
+    """One validation row: per fold (train, test), the predictor fitted on train scored on test; the scores of every
+    fold's test rows pooled, with the baselines (the best single feature chosen on the first fold's train)."""
+    folds = [(train, test[test[label].notna()]) for train, test in folds]
+    test = pd.concat([t for _, t in folds])
     y = test[label].to_numpy(int)
-    p = fit(train, label).probability(test)
-    feature, sign = best_single(train, label)
+    p = np.concatenate([fit(train, label).probability(t) for train, t in folds])
+    feature, sign = best_single(folds[0][0], label)
     est = auc_of(p, y)
     row = dict(group=group, setting=setting, label=label, n=len(y), positives=int(y.sum()), auc=est.value,
                lo=est.lo, hi=est.hi, margin_auc=auc_value(-test["margin"].to_numpy(float), y),
@@ -166,8 +170,21 @@ def evaluate(group: str, setting: str, train: pd.DataFrame, test: pd.DataFrame, 
     return row | {"_p": p, "_y": y}
 
 
+def fact_folds(train: pd.DataFrame, test: pd.DataFrame, k: int = FACT_FOLDS) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """k (train, test) folds over the test's questions: each fold's training rows leave out its test questions, in
+    every setting (fig5's held P17 facts may be fig3's too), so a held-out seed is also tested on unseen facts."""
+    questions = sorted(set(test["question"]))
+    fold_of = {q: i % k for i, q in enumerate(np.random.default_rng(0).permutation(questions))}
+    out = []
+    for i in range(k):
+        held_out = {q for q, f in fold_of.items() if f == i}
+        out.append((train[~train["question"].isin(held_out)], test[test["question"].isin(held_out)]))
+    return out
+
+
 def validate(data: pd.DataFrame) -> list[dict]:
-    """Every held-out group: seeds and relations on fig3's SmolLM2 SFT runs, families on fig5's semantic keys."""
+    """Every held-out group: seeds (and facts) and relations on fig3's SmolLM2 SFT runs, families on fig5's semantic
+    keys, and self-distillation runs (unseen facts too)."""
     smol = data[(data["model"] == "embedded") & (data["condition"] == "sft")]
     fig3 = smol[smol["setting"] == "unknown"]
     rows = []
@@ -176,22 +193,22 @@ def validate(data: pd.DataFrame) -> list[dict]:
         test = fig3[fig3["seed"] == seed]
         others = fig3[fig3["seed"] != seed].groupby("fact")["forgotten"].mean()
         ceiling = pd.Series(test["fact"].map(others).to_numpy(float), index=test.index)
-        rows.append(evaluate("held-out seed", f"fig3 SFT, seed {seed}", smol[smol["seed"] != seed], test,
-                             "forgotten", ceiling))
+        rows.append(evaluate("held-out seed and facts", f"fig3 SFT, seed {seed}",
+                             fact_folds(smol[smol["seed"] != seed], test), "forgotten", ceiling))
     for relation in sorted(fig3["relation"].unique()):
         train = smol[smol["relation"] != relation]
-        rows.append(evaluate("held-out relation", f"fig3 SFT, {relation}", train, fig3[fig3["relation"] == relation],
-                             "forgotten"))
+        test = fig3[fig3["relation"] == relation]
+        rows.append(evaluate("held-out relation", f"fig3 SFT, {relation}", [(train, test)], "forgotten"))
     semantic = data[(data["condition"] == "sft") & data["setting"].str.contains("semantic")]
     for a, b in (("embedded", "gemma3-270m"), ("gemma3-270m", "embedded")):
         train, test = semantic[semantic["model"] == a], semantic[semantic["model"] == b]
         if len(train) and len(test):
             rows.append(evaluate("held-out family", f"fit on {FAMILY[a]}, test on {FAMILY[b]} (semantic keys)",
-                                 train, test, "lost"))
+                                 [(train, test)], "lost"))
     sd = data[(data["model"] == "embedded") & (data["condition"] == "self_distill") & (data["setting"] == "unknown")]
     if len(sd):
-        rows.append(evaluate("other method", "fit on SmolLM2 SFT, test on fig3 self-distillation", smol, sd,
-                             "forgotten"))
+        rows.append(evaluate("other method and facts", "fit on SmolLM2 SFT, test on fig3 self-distillation",
+                             fact_folds(smol, sd), "forgotten"))
     return rows
 
 
@@ -206,7 +223,7 @@ def plot(rows: list[dict], note: str):
     roc.set_ylabel("true positive rate")
     roc.legend(fontsize=6, loc="lower right")
     roc.set_title("ROC on held-out groups (AUC)", fontsize=10)
-    seeds = [r for r in rows if r["group"] == "held-out seed"]
+    seeds = [r for r in rows if r["group"] == "held-out seed and facts"]
     if seeds:
         p, y = np.concatenate([r["_p"] for r in seeds]), np.concatenate([r["_y"] for r in seeds])
         bins = np.quantile(p, np.linspace(0, 1, 11))

@@ -4,8 +4,8 @@ The study's mechanism: a known fact is forgotten when its key entity sits close,
 entities being written in. One pass of the base model over the held facts (those the user wants to keep), the new
 facts (those the fine-tune will teach) and optionally the rest of the training set (known facts it also trains on)
 gives per held fact the features below, and a logistic model fitted on this project's archived runs
-(``analyses.risk``, shipped as ``probekit/data/risk_predictor.json``) turns them into a probability that the fact is
-answered at the fine-tune's peak and lost by its end.
+(``analyses.risk``, shipped as ``probekit/data/risk_predictor.json``) turns them into a probability that the fact, if
+answered at the fine-tune's peak, is lost by its end (the model is fitted on facts answered at the peak).
 
     df = probekit.risk("embedded", held="held.jsonl", new="new.jsonl", known="known.jsonl")
     df.attrs["expected_lost"]   # (expected number lost, 95% interval)
@@ -158,7 +158,7 @@ class Predictor:
     validation: list[dict] = field(default_factory=list)
 
     def probability(self, table: pd.DataFrame) -> np.ndarray:
-        """P(lost) per row of a features table → [rows]."""
+        """P(lost by the end | answered at the peak) per row of a features table → [rows]."""
         x = table[self.features].to_numpy(float)
         mean, scale = np.array(self.mean), np.array(self.scale)
         z = np.where(np.isnan(x), 0.0, (x - mean) / scale)
