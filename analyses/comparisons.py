@@ -89,9 +89,20 @@ class Paired:
     test: str = "McNemar"
     pooled: Pooled | None = None
 
+    @classmethod
+    def of_pooled(cls, a: str, b: str, what: str, pooled: Pooled, unit: str = "pp", items: str = "facts") -> Paired:
+        """The comparison ``probekit.pooled`` made of several seeds' per-item differences."""
+        return cls(a, b, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p, pooled.items, unit,
+                   items, test="pooled", pooled=pooled)
+
     @property
     def seeds(self) -> int:
         return self.pooled.seeds if self.pooled else 1
+
+    @property
+    def number_format(self) -> tuple[str, str]:
+        """How its numbers print: (format spec, unit suffix): 1 decimal in pp, 4 on a drift metric's scale."""
+        return (".1f", " pp") if self.unit == "pp" else (".4f", "")
 
     @property
     def decided(self) -> bool:
@@ -124,15 +135,13 @@ def paired_outcomes(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str
     last epoch's share) or "lost" (the share lost by the last epoch), in pp. One seed: the fact bootstrap and the
     exact paired test (sign-flip of per-fact drops, or McNemar); several: ``probekit.pooled``."""
     if x.shape[0] > 1:
-        pooled = pooled_mean(fact_differences(x, y, statistic))
-        return Paired(a, b, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p, x.shape[2],
-                      test="pooled", pooled=pooled)
-    sign = -1 if statistic == "lost" else 1
-    diff = stats.paired_difference(x[0], y[0], "forgetting" if statistic == "forgetting" else "last")
-    if statistic != "forgetting":
+        return Paired.of_pooled(a, b, what, pooled_mean(fact_differences(x, y, statistic)))
+    test = "forgetting" if statistic == "forgetting" else "last"  # "lost" is "last" with its sign turned
+    diff = stats.paired_difference(x[0], y[0], test)
+    if test == "last":
+        sign = -1 if statistic == "lost" else 1
         lo, hi = sorted((sign * 100 * diff.lo, sign * 100 * diff.hi))
         diff = stats.Estimate(sign * 100 * diff.value, lo, hi)
-    test = "forgetting" if statistic == "forgetting" else "last"
     return Paired(a, b, what, diff, stats.paired_p(x[0], y[0], test), x.shape[2], test=stats.PAIRED_TESTS[test])
 
 
@@ -160,7 +169,7 @@ def paired_line(a: str, b: str, x: np.ndarray, y: np.ndarray, statistic: str, wh
 def outcome_line(c: Paired) -> str:
     """`a − b: what +d pp [lo, hi], <test> p …: verdict` (one seed), or with several seeds `… over N facts × S seeds
     (per seed …), pooled p …, seed heterogeneity p …: verdict`."""
-    fmt, unit = (".1f", " pp") if c.unit == "pp" else (".4f", "")
+    fmt, unit = c.number_format
     head = f"{c.a} − {c.b}: {c.what} {c.diff.value:+{fmt}}{unit} [{c.diff.lo:+{fmt}}, {c.diff.hi:+{fmt}}]"
     if c.pooled is None:
         return f"{head}, {c.test} p {p_text(c.p)}: {verdict(c)}"
@@ -185,9 +194,9 @@ def verdict(c: Paired) -> str:
     if c.decided:
         return "decided"
     if c.pooled is not None:
+        fmt, unit = c.number_format
         reach = DETECTABLE_FACTOR * (c.diff.hi - c.diff.lo) / 2
-        return f"undecided (80% power only for differences ≥ ≈ {reach:{'.1f' if c.unit == 'pp' else '.4f'}}" \
-               f"{' pp' if c.unit == 'pp' else ''} at this spread)"
+        return f"undecided (80% power only for differences ≥ ≈ {reach:{fmt}}{unit} at this spread)"
     if c.unit != "pp":
         return "undecided"
     if c.diff.lo <= 0 <= c.diff.hi:

@@ -150,8 +150,7 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
                 pooled = pooled_mean(x[:, -1] - y[:, -1])
             except ValueError:  # fewer than 2 items defined at every seed: not a comparison
                 continue
-            out.append(Paired(a.label, b.label, what, stats.Estimate(pooled.value, pooled.lo, pooled.hi), pooled.p,
-                              pooled.items, "", kind, test="pooled", pooled=pooled))
+            out.append(Paired.of_pooled(a.label, b.label, what, pooled, "", kind))
             continue
         diff = stats.paired_difference(x[0], y[0], "last")
         p = float(wilcoxon(x[0, -1], y[0, -1], nan_policy="omit").pvalue)

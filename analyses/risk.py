@@ -26,15 +26,17 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from scipy.stats import rankdata
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_curve
 
 from probekit import risk as R
+from probekit import stats
 from probekit.entities import read_facts
 from probekit.io import atomic_write, stable_hash
-from probekit.stats import auc_ci
 from training.run_dir import RunDir
+
+from .frames import correct_matrix
 
 FEATURE_VERSION = 1  # bump when a feature's definition changes: the cache key carries it
 FAMILY = {"embedded": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M"}
@@ -79,9 +81,8 @@ def setting_features(runs_dir: Path, model: str, held: str, new: str, known: str
 
 def labels(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(forgotten, lost) per evaluated held fact: forgotten is NaN where the fact is not answered at the peak."""
-    correct = np.array([[b == "1" for b in m["correct"]["held"]] for m in records])
-    peak = correct.mean(1).argmax()
-    forgotten = np.where(correct[peak], (~correct[-1]).astype(float), np.nan)
+    correct = correct_matrix(records, "held")
+    forgotten = np.where(correct[correct.mean(1).argmax()], stats.fact_drops(correct), np.nan)
     return forgotten, (~correct[-1]).astype(float)
 
 
@@ -122,7 +123,7 @@ def fit(train: pd.DataFrame, label: str) -> R.Predictor:
 
 def auc_of(score: np.ndarray, y: np.ndarray):
     """AUC of `score` for label y (1 = forgotten) with its interval."""
-    return auc_ci(score[y == 1], score[y == 0])
+    return stats.auc_ci(score[y == 1], score[y == 0])
 
 
 def auc_value(score: np.ndarray, y: np.ndarray) -> float:

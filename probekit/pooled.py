@@ -41,7 +41,7 @@ from scipy import special, stats
 
 CONFIDENCE = 0.95
 SEED_GRID = 256  # quantiles of χ²(S − 1) the seed term is integrated over
-ITEM_GRID = 16  # quantiles of χ²(ν) for the item term
+ITEM_GRID = 16  # quantiles of χ²(N − 1) the item term is integrated over
 
 
 @dataclass(frozen=True)
