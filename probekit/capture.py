@@ -123,15 +123,8 @@ class Prober:
     def capture_layers(self, facts: list[Fact], layers: list[int] | None = None,
                        progress: bool | str = False) -> torch.Tensor:
         """Entity states at several layers in one pass (default: every layer) → [len(layers), N, d]."""
-        n_layers = len(self._blocks)
-        layers = sorted(check_layer(self.model, layer) for layer in (layers or range(1, n_layers + 1)))
-        out = None
-        desc = progress if isinstance(progress, str) else "capture layers"
-        for idx in tqdm(self._batches(facts), desc=desc, disable=not progress, leave=False):
-            h, _ = self._forward([facts[i] for i in idx], layers, want_logits=False)
-            out = out if out is not None else torch.empty(len(layers), len(facts), h.shape[-1])
-            out[:, torch.tensor(idx)] = h
-        return out
+        layers = sorted({check_layer(self.model, layer) for layer in (layers or range(1, len(self._blocks) + 1))})
+        return self.capture(facts, layers=layers, progress=progress).states
 
     def capture(
         self,
@@ -140,10 +133,12 @@ class Prober:
         topk: int | None = None,
         gather: tuple[torch.Tensor, torch.Tensor] | None = None,
         keep_logits: bool = False,
+        layers: list[int] | None = None,
         progress: bool | str = False,
     ) -> Capture:
         """Capture states for `facts`; optionally top-k ids, gathered logits ``gather=(rows [P], index [P, m])``
-        and full answer logits. `progress`: a tqdm description (or True) to show a bar."""
+        and full answer logits. `layers`: ascending 1-based layers read in the same pass, then ``states`` is
+        [len(layers), N, d] instead of [N, d] at the prober's layer. `progress`: a tqdm description (or True)."""
         want_logits = topk is not None or gather is not None or keep_logits
         if gather is not None:
             gather_rows, gather_index = gather
@@ -155,12 +150,12 @@ class Prober:
         batches = self._batches(facts)
         desc = progress if isinstance(progress, str) else "capture"
         for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-            h, z = self._forward([facts[i] for i in idx], [self.layer], want_logits)
-            h = h[0]
+            h, z = self._forward([facts[i] for i in idx], layers or [self.layer], want_logits)
+            h = h if layers else h[0]
             idx_t = torch.tensor(idx)
             if states is None:
-                states = torch.empty(len(facts), h.shape[-1])
-            states[idx_t] = h
+                states = torch.empty(*h.shape[:-2], len(facts), h.shape[-1])
+            states[..., idx_t, :] = h
             if topk is not None:
                 if topk_ids is None:
                     topk_ids = torch.empty(len(facts), topk, dtype=torch.long)

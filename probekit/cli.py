@@ -20,9 +20,11 @@ probekit shows what fine-tuning does to the facts a language model already knew.
       probe θ0 and every checkpoint of RUN_DIR (epoch-003/, checkpoint-500/, epoch_3/, step-N/, full models or
       PEFT adapters) and write probes/probes.csv (+ .parquet): RD, NS, MTD, Rank-rho, NTR, JSD per checkpoint.
       Instead of RUN_DIR: --checkpoints DIR DIR ... (in that order), or --revisions step1000 step2000 ... of the
-      --base repo id in the local Hugging Face cache. Resumable.
-  probekit plot probes/ [more_probes/ ...] --metric RD --out figures/rd
-      plot a metric over training, one line per run (PNG + PDF).
+      --base repo id in the local Hugging Face cache. --layers 4 8 14 (or all): several layers in one pass.
+      Resumable. Under torchrun (torchrun --nproc-per-node N -m probekit probe ...) the checkpoints are split
+      over the ranks and rank 0 writes the one table.
+  probekit plot probes/ [more_probes/ ...] --metric RD --out figures/rd [--heatmap]
+      plot a metric over training, one line per run (PNG + PDF); --heatmap: over layer × checkpoint.
   probekit risk --base BASE --held held.jsonl --new new.jsonl [--known known.jsonl] --out risk/
       before fine-tuning: rank the held facts by the probability that a fine-tune on the new (and known) facts
       forgets them, from one θ0 pass; writes risk/risk.md, risk.csv and risk.parquet with the expected number lost.
@@ -68,6 +70,7 @@ class PlotSettings:
 
     metric: list[str] = option(default_factory=lambda: ["RD"], help="RD, NS, MTD, Rank-rho, NTR and/or JSD")
     out: str = option("figures/probe", "output path without suffix (writes .png and .pdf)")
+    heatmap: bool = option(False, "draw the metric over layer × checkpoint (a table probed with --layers)")
 
 
 @dataclass
@@ -112,12 +115,12 @@ def _plot(args) -> None:
     matplotlib.use("Agg")  # a command line only saves files
     import matplotlib.pyplot as plt
 
-    from .plot import plot_metric, read_probes, save_figure
+    from .plot import plot_heatmap, plot_metric, read_probes, save_figure
 
     settings = from_namespace(PlotSettings, args)
     df = read_probes(args.probes)
     for metric in settings.metric:
-        fig = plot_metric(df, metric)
+        fig = plot_heatmap(df, metric) if settings.heatmap else plot_metric(df, metric)
         out = settings.out if len(settings.metric) == 1 else f"{settings.out}-{metric}"
         for path in save_figure(fig, out):
             print(f"wrote {path}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from dataclasses import dataclass
 
@@ -25,10 +26,23 @@ from .capture import Prober
 from .config import option
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, locate_entities, read_facts
 from .errors import ProbekitError
-from .families import check_layer, default_layer
+from .families import probe_layers
 
 
 COLUMNS = ["run", "checkpoint", "name", "kind", "index", "layer", "metric", "value"]
+STATE_KEYS = ("held_states", "unk_states", "new_states")  # the layer-dependent tensors of a capture
+
+
+def at_layer(states: dict[str, torch.Tensor], layer: int) -> dict[str, torch.Tensor]:
+    """One layer's view of a several-layer capture (state tensors [L, N, d] → [N, d], ``layers`` [L] dropped);
+    a one-layer capture is returned as it is."""
+    if "layers" not in states:
+        return states
+    where = (states["layers"] == layer).nonzero()
+    if len(where) != 1:
+        raise ProbekitError(f"layer {layer} was not captured (layers: {states['layers'].tolist()})")
+    i = int(where[0, 0])
+    return {k: v[i] if k in STATE_KEYS else v for k, v in states.items() if k != "layers"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,8 @@ class ProbeConfig:
 
     layer: int | None = option(None, "1-based probe layer l (Hugging Face hidden_states[l]); default: the middle "
                                      "layer, num_hidden_layers // 2")
+    layers: list[str] | None = option(None, "several layers read in one pass, e.g. 4 8 14, or all (instead of "
+                                            "--layer): one row per checkpoint × layer × metric")
     k: int = option(M.DEFAULT_K, "top-k size for Rank-rho, NTR and JSD (1 to the vocabulary size)")
     ns_sample: int | None = option(M.DEFAULT_NS_SAMPLE, "NS subsample size |S| (0 = all held-out facts)")
     max_pairs: int | None = option(M.DEFAULT_MAX_PAIRS, "cap on the (unknown, held) answer pairs (0 = all)")
@@ -50,10 +66,15 @@ class ProbeConfig:
     dtype: str | None = option(None, "model dtype (default float32 on CPU, bfloat16 on GPU)",
                                choices=["float32", "bfloat16", "float16", "float64"])
     allow_pickle: bool = option(False, "allow pickle (.bin, .pt) weights: only if you trust them", runtime=True)
+    overlap_loads: bool = option(True, "read the next checkpoint's weights while the current one is probed (one "
+                                       "model in flight; false: one at a time, less memory)", runtime=True)
     skip_broken: bool = option(False, "skip a checkpoint whose weights are missing, truncated or unreadable (with "
                                       "a warning) instead of stopping", runtime=True)
 
     def __post_init__(self):
+        if self.layers is not None:  # "all", 14 or [4, 8, 14] from Python; a list of strings from the command line
+            object.__setattr__(self, "layers", [self.layers] if isinstance(self.layers, (str, int)) else
+                               list(self.layers))
         for name in ("ns_sample", "max_pairs"):  # 0 = all
             if getattr(self, name) == 0:
                 object.__setattr__(self, name, None)
@@ -90,15 +111,16 @@ class DriftProbe:
 
     def __init__(self, tokenizer, model_config, held: list[Fact], unknown: list[Fact] | None = None,
                  new: list[Fact] | None = None, config: ProbeConfig = ProbeConfig(), require_pairs: bool = True):
-        """`model_config`: the config (or a model) of the models to be probed: it sets the layer (``config.layer``,
-        default the middle one) and bounds ``config.k`` by the vocabulary."""
+        """`model_config`: the config (or a model) of the models to be probed: it sets the layers (``config.layers``
+        or ``config.layer``, default the middle one) and bounds ``config.k`` by the vocabulary."""
         if not held:
             raise ProbekitError("the held-out set is empty; give at least one fact")
-        layer = check_layer(model_config, config.layer if config.layer is not None else default_layer(model_config))
+        self.layers = probe_layers(model_config, config.layer, config.layers)
+        self.layer = self.layers[0] if len(self.layers) == 1 else None  # None: several layers, states [L, N, d]
         _check_k(model_config, config.k)
         # a copy: nnsight sets padding_side (and a missing pad token) on the tokenizer it is given, and the caller's
         # may be a Trainer's, whose collator pads by it
-        self.tokenizer, self.layer, self.config = copy.deepcopy(tokenizer), layer, config
+        self.tokenizer, self.config = copy.deepcopy(tokenizer), config
         self.held, self.unknown, self.new = held, unknown, new
         self.pairs = None
         if unknown is not None:
@@ -117,31 +139,40 @@ class DriftProbe:
 
     def prober(self, model) -> Prober:
         c = self.config
-        return Prober(probed_module(model), self.tokenizer, self.layer, prompt_format=c.prompt_format,
+        return Prober(probed_module(model), self.tokenizer, self.layers[-1], prompt_format=c.prompt_format,
                       batch_size=c.batch_size, batch_tokens=c.batch_tokens)
 
     def capture(self, prober: Prober, base: dict[str, torch.Tensor] | None = None, desc: str | None = None
                 ) -> dict[str, torch.Tensor]:
         """One model's tensors: held_states [N, d], held_topk / held_topk_values [N, k]; with unknown facts
         unk_states [U, d] and, where there are pairs, unk_topk [U, k], unk_at_base_topk [P, k]; new_states [M, d].
+        With several layers every ``*_states`` is [L, N, d] and ``layers`` [L] names them (see ``at_layer``).
         `base`: θ0's tensors (None when `prober` reads θ0 itself)."""
         c = self.config
-        out = {}
-        held = prober.capture(self.held, topk=c.k, progress=desc and f"{desc} held")
+        layers = None if self.layer else self.layers
+        out = {} if self.layer else {"layers": torch.tensor(self.layers)}
+        capture = functools.partial(prober.capture, layers=layers)
+        held = capture(self.held, topk=c.k, progress=desc and f"{desc} held")
         out.update(held_states=held.states, held_topk=held.topk_ids, held_topk_values=held.topk_values)
         if self.unknown is not None and self.pairs is not None:
             base_topk = held.topk_ids if base is None else base["held_topk"]
             gather = (self.pairs[:, 0], base_topk[self.pairs[:, 1]])
-            unk = prober.capture(self.unknown, topk=c.k, gather=gather, progress=desc and f"{desc} unknown")
+            unk = capture(self.unknown, topk=c.k, gather=gather, progress=desc and f"{desc} unknown")
             out.update(unk_states=unk.states, unk_topk=unk.topk_ids, unk_at_base_topk=unk.gathered)
         elif self.unknown is not None:  # no pairs: the states still serve MTD
-            out["unk_states"] = prober.capture(self.unknown, progress=desc and f"{desc} unknown").states
+            out["unk_states"] = capture(self.unknown, progress=desc and f"{desc} unknown").states
         if self.new is not None:
-            out["new_states"] = prober.capture(self.new, progress=desc and f"{desc} new").states
+            out["new_states"] = capture(self.new, progress=desc and f"{desc} new").states
         return out
 
+    def layer_metrics(self, b: dict[str, torch.Tensor], s: dict[str, torch.Tensor]) -> list[tuple[int, str, float]]:
+        """(layer, metric, value) for every probed layer: one model's tensors `s` against θ0's `b`. The output
+        metrics (Rank-ρ, NTR, JSD) do not depend on the layer and repeat on each layer's rows."""
+        return [(layer, metric, value) for layer in self.layers
+                for metric, value in self.metrics(at_layer(b, layer), at_layer(s, layer)).items()]
+
     def metrics(self, b: dict[str, torch.Tensor], s: dict[str, torch.Tensor]) -> dict[str, float]:
-        """The drift metrics of one model's tensors `s` against θ0's `b`."""
+        """The drift metrics of one model's tensors `s` against θ0's `b`, both of one layer."""
         out = {
             "RD": M.rd(b["held_states"], s["held_states"]),
             "NS": M.ns(b["held_states"][self.ns_rows], s["held_states"][self.ns_rows]),
@@ -177,20 +208,21 @@ def base_view(base_model, model):
 
 
 def drift(base_model, model, tokenizer, held, unknown=None, new=None, layer: int | None = None,
-          k: int = M.DEFAULT_K, *, run: str = "memory", name: str = "model", index: int = 0,
+          k: int = M.DEFAULT_K, *, layers=None, run: str = "memory", name: str = "model", index: int = 0,
           **settings) -> pd.DataFrame:
     """The six drift metrics of `model` against `base_model` (θ0), both in memory; nothing is written.
 
-    held / unknown / new: lists of Facts, or a file or ``datasets.Dataset`` of facts. `settings`: other
+    held / unknown / new: lists of Facts, or a file or ``datasets.Dataset`` of facts. `layers`: several layers
+    (numbers, or "all") read in one pass instead of `layer`, one row per layer × metric. `settings`: other
     ``ProbeConfig`` fields (ns_sample, max_pairs, seed, jsd_log_base, prompt_format, batch_size). Returns the
     columns of ``probes.csv`` (run, checkpoint, name, kind, index, layer, metric, value), checkpoint = `name`.
     """
-    config = ProbeConfig(layer=layer, k=k, **settings)
+    config = ProbeConfig(layer=layer, k=k, layers=layers, **settings)
     probe = DriftProbe(tokenizer, probed_module(model), as_facts(held), as_facts(unknown), as_facts(new), config)
     with torch.no_grad(), evaluating(base_model), evaluating(model), base_view(base_model, model):
         base = probe.capture(probe.prober(base_model))
     with torch.no_grad(), evaluating(model):
         states = probe.capture(probe.prober(model), base)
-    values = probe.metrics(base, states)
-    rows = [[run, name, name, "step", index, probe.layer, metric, value] for metric, value in values.items()]
+    rows = [[run, name, name, "step", index, layer, metric, value]
+            for layer, metric, value in probe.layer_metrics(base, states)]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -131,6 +131,22 @@ def check_layer(model_or_config, layer: int) -> int:
     return layer
 
 
+def probe_layers(model_or_config, layer: int | None = None, layers=None) -> list[int]:
+    """The ascending 1-based layers a probe reads: `layers` (numbers, or "all" for every layer) if given, else
+    `layer`, else the middle one. Giving both is an error."""
+    if layers is None or (isinstance(layers, (list, tuple)) and not layers):
+        return [check_layer(model_or_config, layer if layer is not None else default_layer(model_or_config))]
+    if layer is not None:
+        raise ProbekitError("give --layer or --layers, not both")
+    if layers == "all" or list(layers) == ["all"]:
+        return list(range(1, num_layers(model_or_config) + 1))
+    try:
+        numbers = {int(x) for x in layers}
+    except (TypeError, ValueError):
+        raise ProbekitError(f"--layers takes layer numbers or 'all' (got {' '.join(map(str, layers))})") from None
+    return [check_layer(model_or_config, x) for x in sorted(numbers)]
+
+
 def group_parameters(model: nn.Module, group: str) -> dict[str, nn.Parameter]:
     """Parameters of a group over every decoder block, by full name (``"all"``: every model parameter)."""
     if group == "all":

@@ -114,3 +114,13 @@ def read_tensors(path: str | os.PathLike, key: str | None = None) -> dict | None
         if key is not None and (fh.metadata() or {}).get("key") != key:
             return None
         return {k: fh.get_tensor(k) for k in fh.keys()}
+
+
+def tensors_key(path: str | os.PathLike) -> str | None:
+    """The key a tensor file was stamped with (None: no file, or no key), without reading its tensors."""
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        return None
+    with safe_open(path, "pt") as fh:
+        return (fh.metadata() or {}).get("key")

@@ -230,8 +230,13 @@ def _from_pretrained(path: Path, *, dtype, allow_pickle: bool, trust_remote_code
             path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True,  # None: safetensors first, then pickle
         )
-    except (SafetensorError, OSError, EOFError) as exc:
-        raise ProbekitError(f"cannot load the weights in {path}: {str(exc).splitlines()[0]}") from None
+    except (SafetensorError, OSError, EOFError, RuntimeError) as exc:  # RuntimeError: tensors of the wrong shape
+        raise ProbekitError(f"cannot load the weights in {path}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message (transformers opens a size mismatch with a newline)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def load_model(model: str | os.PathLike, **kwargs):

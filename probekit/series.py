@@ -25,11 +25,13 @@ from transformers import AutoConfig
 
 from .adapters import check_adapter, require_peft
 from .checkpoints import Checkpoint, Series, check_series, resolve_series, weights_stamp
-from .drift_probe import COLUMNS, DriftProbe, ProbeConfig
+from .drift_probe import COLUMNS, DriftProbe, ProbeConfig, at_layer
 from .entities import Fact, fact_to_record
 from .errors import ProbekitError
-from .io import atomic_write, read_tensors, stable_hash, write_json, write_tensors
+from .io import atomic_write, read_tensors, stable_hash, tensors_key, write_json, write_tensors
 from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtype
+from .prefetch import OneAhead, to_device
+from .ranks import Ranks
 from .weights import check_weights
 
 BASE_NAME = "_base"
@@ -61,25 +63,38 @@ class SeriesProbe:
 
     def _key(self, path: Path) -> str:
         c = self.config
-        parts = [str(path.resolve()), weights_stamp(path), self.layer, c.k, c.prompt_format, str(self.dtype),
+        layers = self.layer if self.layer is not None else self.drift.layers  # one layer: the key it always had
+        parts = [str(path.resolve()), weights_stamp(path), layers, c.k, c.prompt_format, str(self.dtype),
                  torch.device(self.device).type, self.inputs]
         if path != self.base:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
         return stable_hash(parts, length=None)
 
-    def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:
-        """The captured tensors of one model, from cache or by running it (then cached atomically)."""
-        key = self._key(path)
-        if (hit := read_tensors(state_file(self.out, name), key)) is not None:
-            return hit
+    def cached(self, name: str, path: Path) -> dict[str, torch.Tensor] | None:
+        """The tensors of one model cached under `name`, if they were computed from these very inputs."""
+        return read_tensors(state_file(self.out, name), self._key(path))
+
+    def is_cached(self, name: str, path: Path) -> bool:
+        return tensors_key(state_file(self.out, name)) == self._key(path)
+
+    def load(self, path: Path):
+        """One checkpoint's model, read on the CPU and then moved to the probe's device (see probekit.prefetch)."""
         c = self.config
-        model = load_causal_lm(path, dtype=self.dtype, device=self.device, allow_pickle=c.allow_pickle,
-                               base=self.base)
+        model = load_causal_lm(path, dtype=self.dtype, device="cpu", allow_pickle=c.allow_pickle, base=self.base)
+        return to_device(model, self.device)
+
+    def capture(self, name: str, path: Path, model, desc: str | None = None) -> dict[str, torch.Tensor]:
+        """Capture `model` (loaded from `path`) and cache its tensors atomically under `name`."""
         base = None if path == self.base else self.base_states()
         out = self.drift.capture(self.drift.prober(model), base, desc)
-        del model
-        write_tensors(state_file(self.out, name), out, key, model=str(path))
+        write_tensors(state_file(self.out, name), out, self._key(path), model=str(path))
         return out
+
+    def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:
+        """The captured tensors of one model, from cache or by loading and running it (then cached)."""
+        if (hit := self.cached(name, path)) is not None:
+            return hit
+        return self.capture(name, path, self.load(path), desc)
 
     def base_states(self) -> dict[str, torch.Tensor]:
         if self._base_states is None:
@@ -87,8 +102,12 @@ class SeriesProbe:
         return self._base_states
 
     def metrics(self, s: dict[str, torch.Tensor]) -> dict[str, float]:
-        """The drift metrics of one model's tensors `s` against θ0's."""
+        """The drift metrics of one model's tensors `s` against θ0's (a one-layer probe)."""
         return self.drift.metrics(self.base_states(), s)
+
+    def layer_metrics(self, s: dict[str, torch.Tensor]) -> list[tuple[int, str, float]]:
+        """(layer, metric, value) of one model's tensors `s` against θ0's, for every probed layer."""
+        return self.drift.layer_metrics(self.base_states(), s)
 
 
 def state_file(probe_dir: str | Path, name: str) -> Path:
@@ -96,13 +115,14 @@ def state_file(probe_dir: str | Path, name: str) -> Path:
     return Path(probe_dir) / "states" / f"{name}.safetensors"
 
 
-def read_states(probe_dir: str | Path, name: str) -> dict[str, torch.Tensor]:
+def read_states(probe_dir: str | Path, name: str, layer: int | None = None) -> dict[str, torch.Tensor]:
     """The tensors a series probe cached for one model (``_base`` for θ0, else the checkpoint's name, e.g.
-    ``epoch-003``): held_states [N, d], and where probed unk_states [U, d], new_states [M, d], top-k tensors."""
+    ``epoch-003``): held_states [N, d], and where probed unk_states [U, d], new_states [M, d], top-k tensors.
+    A several-layer probe's states are [L, N, d] with ``layers`` [L]; `layer` picks one layer's view."""
     states = read_tensors(state_file(probe_dir, name))
     if states is None:
         raise ProbekitError(f"no cached probe states for {name} in {probe_dir} (was the run probed?)")
-    return states
+    return states if layer is None else at_layer(states, layer)
 
 
 def _versions() -> dict:
@@ -183,30 +203,63 @@ def probe_series(
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
     probe = SeriesProbe(series.base, held, unknown, new, out, config)  # the last check: nothing written before
-    write_json(out / "probe.json", {
-        "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
-        "base": str(series.base.resolve()), "layer": probe.layer, "config": asdict(config), "inputs": probe.inputs,
-        "sizes": {"held": len(held), "unknown": len(unknown or []), "new": len(new or []),
-                  "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
-        "checkpoints": [str(c.path) for c in usable], "versions": _versions(),
-    })
-    return _probe_all(probe, series, usable, config, progress)
+    ranks = Ranks.join()
+    try:
+        probe.device = ranks.device(probe.device)
+        if ranks.rank == 0:
+            write_json(out / "probe.json", {
+                "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
+                "base": str(series.base.resolve()), "layer": probe.layer, "layers": probe.drift.layers,
+                "config": asdict(config), "inputs": probe.inputs,
+                "sizes": {"held": len(held), "unknown": len(unknown or []), "new": len(new or []),
+                          "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
+                "checkpoints": [str(c.path) for c in usable], "versions": _versions(), "ranks": ranks.world,
+            })
+        return _probe_all(probe, series, usable, ranks, progress)
+    finally:
+        ranks.leave()
 
 
-def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], config: ProbeConfig,
+def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], ranks: Ranks,
                progress: bool) -> pd.DataFrame:
-    rows = []
-    probe.base_states()
-    for ckpt in tqdm(checkpoints, desc=f"probing {series.run}", disable=not progress):
-        try:
-            same_as_base = ckpt.path.resolve() == series.base.resolve()
-            s = probe.base_states() if same_as_base else probe.states(ckpt.name, ckpt.path, desc=ckpt.name)
-        except ProbekitError as exc:
-            _skip_or_raise(ckpt, exc, config)
-            continue
-        for metric, value in probe.metrics(s).items():
-            rows.append([series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, probe.layer, metric, value])
-        write_table(pd.DataFrame(rows, columns=COLUMNS), out=probe.out)
+    """θ0 once (on rank 0, shared), this rank's share of the checkpoints, then every rank's rows merged in series
+    order; rank 0 writes the table (one process: after every checkpoint, so an interrupted run leaves one)."""
+    probe._base_states = ranks.share(probe.base_states)
+    mine = ranks.mine(checkpoints)
+    write = ranks.world == 1
+    parts = ranks.gather(lambda: _probe_mine(probe, series, mine, write, progress, ranks))
+    rows = [row for _, row in sorted((row for part in parts for row in part), key=lambda r: r[0])]  # series order
     if not rows:
         raise ProbekitError("no checkpoint was probed: every one was skipped as broken (see the warnings above)")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if ranks.rank == 0 and not write:
+        write_table(table, out=probe.out)
+    return table
+
+
+def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], write: bool,
+                progress: bool, ranks: Ranks) -> list[tuple[int, list]]:
+    """(position, row) for every metric of the checkpoints `mine` (position in the series, checkpoint); the next
+    checkpoint to capture is loaded while the current one is (``overlap_loads``)."""
+    base_path = series.base.resolve()
+    to_load = [(pos, c) for pos, c in mine if c.path.resolve() != base_path and not probe.is_cached(c.name, c.path)]
+    which = {pos: i for i, (pos, _) in enumerate(to_load)}
+    desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
+    rows = []
+    with OneAhead([c.path for _, c in to_load], probe.load, probe.config.overlap_loads) as loads:
+        for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
+            try:
+                if ckpt.path.resolve() == base_path:
+                    s = probe.base_states()
+                elif pos in which:
+                    s = probe.capture(ckpt.name, ckpt.path, loads.take(which[pos]), desc=ckpt.name)
+                else:
+                    s = probe.cached(ckpt.name, ckpt.path)
+            except ProbekitError as exc:
+                _skip_or_raise(ckpt, exc, probe.config)
+                continue
+            rows += [(pos, [series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, layer, metric, value])
+                     for layer, metric, value in probe.layer_metrics(s)]
+            if write:
+                write_table(pd.DataFrame([row for _, row in rows], columns=COLUMNS), out=probe.out)
+    return rows

@@ -131,16 +131,18 @@ class DriftCallback(TrainerCallback):
         self._record(args, state, states, index)
 
     def _record(self, args, state, states: dict[str, torch.Tensor], index: int) -> None:
-        values = self._probe.metrics(self._base, states)
+        values = self._probe.layer_metrics(self._base, states)
         name = f"checkpoint-{state.global_step}"
         run = self.run or Path(args.output_dir).name
         kind = "epoch" if self.every == "epoch" else "step"
-        self.rows += [[run, str(Path(args.output_dir) / name), name, kind, index, self._probe.layer, metric, value]
-                      for metric, value in values.items()]
+        self.rows += [[run, str(Path(args.output_dir) / name), name, kind, index, layer, metric, value]
+                      for layer, metric, value in values]
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             write_table(self.table, self.out)
-        self._log({f"drift/{metric}": value for metric, value in values.items()}, state)
+        one_layer = self._probe.layer is not None
+        self._log({f"drift/{metric}" if one_layer else f"drift/layer{layer}/{metric}": value
+                   for layer, metric, value in values}, state)
 
     def _log(self, logs: dict[str, float], state) -> None:
         if self.trainer is not None:

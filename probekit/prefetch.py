@@ -1,0 +1,65 @@
+"""Checkpoints loaded one ahead: while one model is captured, the next one's weights are read in a background
+thread, so the disk and the forward passes overlap; at most one load is in flight beside the model in use.
+
+On a GPU the loaded weights are copied from pinned host memory on a side stream, so the copy runs beside the
+current model's kernels instead of queueing behind them.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Generic, TypeVar
+
+import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class OneAhead(Generic[T, R]):
+    """``take(i)`` returns ``load(items[i])`` and starts loading ``items[i + 1]`` in a background thread, so it runs
+    while the caller works on item i. At most one load is in flight, and nothing keeps a result once taken: a
+    model lives as long as its caller holds it. Without `overlap` every load runs in the caller's thread on
+    ``take``. A load's error is raised by its ``take``. Use as a context manager (the thread ends on exit)."""
+
+    def __init__(self, items: list[T], load: Callable[[T], R], overlap: bool = True):
+        self.items, self.load = items, load
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probekit-load") if overlap else None
+        self._next = None  # (index, future) of the load in flight
+
+    def take(self, i: int) -> R:
+        if self._pool is None:
+            return self.load(self.items[i])
+        if self._next is not None and self._next[0] == i:
+            future = self._next[1]
+        else:
+            future = self._pool.submit(self.load, self.items[i])
+        self._next = None
+        try:
+            return future.result()
+        finally:
+            if i + 1 < len(self.items):  # begun only now: never two models loading beside the one in use
+                self._next = (i + 1, self._pool.submit(self.load, self.items[i + 1]))
+
+    def __enter__(self) -> OneAhead[T, R]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            if self._next is not None:
+                self._next[1].cancel()
+            self._next = None
+            self._pool.shutdown(wait=True)
+
+
+def to_device(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """`model` (on the CPU) moved to `device`: on a GPU through pinned memory on a side stream, waited for before
+    returning, so the caller's stream sees finished weights; elsewhere a plain ``.to``."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return model.to(device)
+    stream = torch.cuda.Stream(device)
+    with torch.cuda.stream(stream):
+        for t in [*model.parameters(), *model.buffers()]:
+            t.data = t.data.pin_memory().to(device, non_blocking=True)
+    stream.synchronize()
+    return model

@@ -1,0 +1,91 @@
+"""Every layer in one pass: `--layers` tables equal one probe per layer, in a series, in memory and in a Trainer."""
+import pandas as pd
+import pytest
+import torch
+
+from probekit import drift
+from probekit.cli import main
+from probekit.drift_probe import at_layer
+from probekit.entities import read_facts
+from probekit.errors import ProbekitError
+from probekit.families import probe_layers
+from probekit.models import load_model
+from probekit.series import ProbeConfig, probe_series, read_states
+
+from .conftest import tiny_model
+
+
+def _series(tiny_series, out, **config):
+    tmp, run, base, held, unk = tiny_series
+    return probe_series(run, held=read_facts(held), unknown=read_facts(unk), out=tmp / out,
+                        config=ProbeConfig(k=5, **config), progress=False)
+
+
+def test_all_layers_in_one_pass_equal_one_probe_per_layer(tiny_series):
+    every = _series(tiny_series, "all", layers="all")
+    assert sorted(every["layer"].unique()) == [1, 2, 3, 4]
+    assert len(every) == 3 * 4 * 6  # checkpoints × layers × metrics
+    for layer in (1, 2, 3, 4):
+        one = _series(tiny_series, f"layer-{layer}", layer=layer)
+        got = every[every["layer"] == layer].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, one, check_exact=False, atol=1e-6, rtol=1e-6)
+    # the cached states hold every layer: one layer's view is that layer's own probe's states
+    tmp = tiny_series[0]
+    stacked = read_states(tmp / "all", "epoch-002")
+    assert stacked["layers"].tolist() == [1, 2, 3, 4] and stacked["held_states"].shape[0] == 4
+    for key, value in read_states(tmp / "layer-3", "epoch-002").items():
+        torch.testing.assert_close(read_states(tmp / "all", "epoch-002", layer=3)[key], value)
+
+
+def test_layers_from_the_command_line_and_their_errors(tiny_series, capsys):
+    tmp, run, base, held, unk = tiny_series
+    args = ["probe", str(run), "--held", str(held), "--unknown", str(unk), "--k", "5"]
+    assert main([*args, "--out", str(tmp / "p"), "--layers", "3", "1"]) == 0
+    table = pd.read_csv(tmp / "p" / "probes.csv")
+    assert sorted(table["layer"].unique()) == [1, 3]
+    assert main([*args, "--out", str(tmp / "q"), "--layer", "2", "--layers", "all"]) == 2
+    assert "give --layer or --layers, not both" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp / "q"), "--layers", "2", "9"]) == 2
+    assert "layer 9 is out of range" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp / "q"), "--layers", "middle"]) == 2
+    assert "--layers takes layer numbers or 'all'" in capsys.readouterr().err
+    assert main(["plot", str(tmp / "p"), "--metric", "RD", "--heatmap", "--out", str(tmp / "fig" / "rd")]) == 0
+    assert (tmp / "fig" / "rd.png").stat().st_size > 0
+
+
+def test_probe_layers_resolves_numbers_all_and_the_default():
+    config = tiny_model("llama").config
+    assert probe_layers(config) == [2]
+    assert probe_layers(config, 3) == [3]
+    assert probe_layers(config, layers="all") == probe_layers(config, layers=["all"]) == [1, 2, 3, 4]
+    assert probe_layers(config, layers=["4", "2", "4"]) == [2, 4]
+    with pytest.raises(ProbekitError, match="not both"):
+        probe_layers(config, 2, [3])
+
+
+def test_drift_in_memory_takes_layers(tiny_series):
+    tmp, run, base, held, unk = tiny_series
+    base_model, tok = load_model(base)
+    model, _ = load_model(run / "checkpoints" / "epoch-002")
+    every = drift(base_model, model, tok, held, unk, layers="all", k=5)
+    for layer in (1, 4):
+        one = drift(base_model, model, tok, held, unk, layer=layer, k=5)
+        got = every[every["layer"] == layer].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, one, check_exact=False, atol=1e-6, rtol=1e-6)
+
+
+def test_at_layer_refuses_a_layer_not_captured():
+    states = {"layers": torch.tensor([2, 4]), "held_states": torch.zeros(2, 3, 5), "held_topk": torch.zeros(3, 1)}
+    assert at_layer(states, 4)["held_states"].shape == (3, 5)
+    assert at_layer(states, 4)["held_topk"].shape == (3, 1)
+    with pytest.raises(ProbekitError, match="layer 3 was not captured"):
+        at_layer(states, 3)
+
+
+@pytest.fixture
+def tiny_series(tmp_path):  # TEMP until conftest has it
+    try:
+        from .support.series import make_tiny_series
+    except ImportError:
+        from .test_series_cli import make_tiny_series
+    return make_tiny_series(tmp_path)
