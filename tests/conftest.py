@@ -94,3 +94,11 @@ def embedded(tmp_path_factory):
     path = embedded_model_dir()
     model, tok = load_model(path)
     return model, tok, path
+
+
+@pytest.fixture
+def tiny_series(tmp_path):
+    """(tmp_path, run, base, held, unknown) of a tiny qwen2 series: see tests.support.series.make_tiny_series."""
+    from .support.series import make_tiny_series  # here, not at the top: support builds on this module's models
+
+    return make_tiny_series(tmp_path)

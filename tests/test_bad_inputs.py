@@ -9,12 +9,7 @@ import pytest
 from probekit.cli import main
 
 from .conftest import byte_bpe_tokenizer, metaspace_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_series_cli import make_tiny_series, probe_args
-
-
-@pytest.fixture
-def tiny_series(tmp_path):
-    return make_tiny_series(tmp_path)
+from .support.series import probe_args
 
 
 def refused(capsys, argv, match, out):

@@ -9,7 +9,7 @@ from training.evaluation import evaluate
 from training.run_dir import RunDir
 from training.trainer import Trainer
 
-from .test_trainer import make_data
+from .support.study_data import make_data
 
 
 def base_record(data, out, **kw):

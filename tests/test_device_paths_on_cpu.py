@@ -18,7 +18,7 @@ from training.distributed import all_sum
 from training.objective import Objective
 from training.trainer import Trainer
 
-from .test_trainer import COUNTRIES, PLACES, assert_same_curve, make_data, write
+from .support.study_data import COUNTRIES, PLACES, assert_same_curve, make_data, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}

@@ -12,7 +12,7 @@ from analyses import estimate
 from analyses.profiles import PROFILES
 from probekit.models import load_causal_lm
 
-from .test_trainer import make_data
+from .support.study_data import make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

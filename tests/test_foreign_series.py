@@ -15,7 +15,7 @@ from probekit.entities import read_facts
 from probekit.series import ProbeConfig, probe_series
 
 from .conftest import CORPUS, byte_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_series_cli import HELD, UNKNOWN, perturb, write_facts
+from .support.series import HELD, UNKNOWN, perturb, write_facts
 
 K, LAYER = 5, 2
 

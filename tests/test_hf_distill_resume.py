@@ -13,8 +13,8 @@ from probekit.models import load_causal_lm
 from training.hf_distill import SelfDistillationTrainer
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_hf_integration import ARGS, qa_dataset
-from .test_series_cli import HELD, perturb, write_facts
+from .support.hf import ARGS, qa_dataset
+from .support.series import HELD, perturb, write_facts
 
 
 @pytest.fixture

@@ -27,11 +27,10 @@ from training.regularizers import CachedDistillation, FullDistillation
 from training.teacher_cache import build_teacher_cache
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_series_cli import HELD, UNKNOWN, perturb, write_facts
+from .support.hf import ARGS, qa_dataset
+from .support.series import HELD, UNKNOWN, perturb, write_facts
 
 SETTINGS = dict(layer=2, k=5)
-ARGS = dict(per_device_train_batch_size=2, learning_rate=5e-3, use_cpu=True, report_to=[], disable_tqdm=True,
-            logging_strategy="no", seed=0)
 
 
 @pytest.fixture
@@ -43,13 +42,6 @@ def setup(tmp_path):
     held = read_facts(write_facts(tmp_path / "held.jsonl", HELD))
     unknown = read_facts(write_facts(tmp_path / "unk.jsonl", UNKNOWN))
     return tmp_path, tok, base, held, unknown
-
-
-def qa_dataset(tok, facts) -> Dataset:
-    """Tokenized QA examples as the training loop builds them; labels -100 on the prompt."""
-    rows = [{"input_ids": list(e.input_ids), "labels": [-100] * e.prompt_length + list(e.input_ids[e.prompt_length:])}
-            for e in make_examples(tok, facts)]
-    return Dataset.from_list(rows)
 
 
 def assert_same_metrics(table: pd.DataFrame, probed: pd.DataFrame, tol: float = 1e-4):

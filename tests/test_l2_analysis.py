@@ -14,7 +14,7 @@ from training.config import RunConfig
 from training.lambda_match import MATCH_FILE, l2_lambda, match_l2_lambda
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_trainer import make_data
+from .support.study_data import make_data
 
 LAM, TAU, LR = 0.7, 0.5, 3e-3
 

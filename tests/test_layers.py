@@ -81,11 +81,3 @@ def test_at_layer_refuses_a_layer_not_captured():
     with pytest.raises(ProbekitError, match="layer 3 was not captured"):
         at_layer(states, 3)
 
-
-@pytest.fixture
-def tiny_series(tmp_path):  # TEMP until conftest has it
-    try:
-        from .support.series import make_tiny_series
-    except ImportError:
-        from .test_series_cli import make_tiny_series
-    return make_tiny_series(tmp_path)

@@ -7,26 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.batches import Example, collate, collate_packed, pack
+from training.batches import collate, collate_packed, pack
 from training.heads import final_hidden, head_logits
 from training.objective import Objective
 from training.regularizers import NO_REGULARIZER, CachedDistillation, FullDistillation
 from training.teacher_cache import build_teacher_cache
 
 from .conftest import byte_bpe_tokenizer, tiny_model
-
-TEXTS = ["Q: Which country is Milan located in?\nA: Italy\n", "Q: Oslo?\nA: Norway\n",
-         "Q: What is the capital of Zürich, São Paulo?\nA: Paris\n", "Q: Where is Lyon?\nA: France\n",
-         "Q: Bern?\nA: Switzerland, a federal state\n", "Q: Kyoto?\nA: Japan\n", "Q: Which river?\nA: Nile\n"]
-
-
-def examples(tok) -> list[Example]:
-    out = []
-    for i, text in enumerate(TEXTS):
-        prompt, answer = text.split("A:")
-        p = tok(prompt + "A:")["input_ids"]
-        out.append(Example(i, tuple(p + tok(answer, add_special_tokens=False)["input_ids"]), len(p)))
-    return out
+from .support.examples import examples
+from .support.study_data import assert_same_curve, make_data
 
 
 def per_example(batch, values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -102,8 +91,6 @@ def test_a_packed_run_follows_the_unpacked_run(tmp_path, condition):
     """Whole runs (teacher recipe included): the same loss curve and accuracies with rows packed as without."""
     from training.config import RunConfig
     from training.trainer import Trainer
-
-    from .test_trainer import assert_same_curve, make_data
 
     data = make_data(tmp_path)
     runs = {}

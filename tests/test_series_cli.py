@@ -13,46 +13,8 @@ from probekit.models import load_causal_lm
 from probekit.cli import main
 
 from .conftest import byte_bpe_tokenizer, metaspace_bpe_tokenizer, save_checkpoint, tiny_model
-from .test_metrics import ref_output_metrics, ref_pairs
-
-HELD = [("Milan", "Italy"), ("Zürich", "Switzerland"), ("São Paulo", "Brazil"), ("東京", "Japan"), ("Oslo", "Norway")]
-UNKNOWN = [("Bergadena", "Italy"), ("Loc_fcfb46ee", "Brazil"), ("Pasamo", "Italy"), ("Loc_0a1b2c3d", "Peru")]
-
-
-def write_facts(path, items):
-    with open(path, "w") as fh:
-        for subject, answer in items:
-            fh.write(json.dumps({"template": "Which country is [X] located in?", "subject": subject,
-                                 "answers": [answer]}) + "\n")
-    return path
-
-
-def perturb(model, scale, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return model
-
-
-@pytest.fixture
-def tiny_series(tmp_path):
-    return make_tiny_series(tmp_path)
-
-
-def make_tiny_series(tmp_path):
-    """A qwen2 base, three perturbed epochs under run/checkpoints with run.json, and held/unknown fact files."""
-    tok = byte_bpe_tokenizer()
-    base = tmp_path / "base"
-    save_checkpoint(tiny_model("qwen2", len(tok)), tok, base)
-    run = tmp_path / "run"
-    for epoch, scale in enumerate([0.0, 0.01, 0.05]):
-        model = perturb(tiny_model("qwen2", len(tok)), scale, epoch)
-        save_checkpoint(model, tok, run / "checkpoints" / f"epoch-{epoch:03d}")
-    (run / "run.json").write_text(json.dumps({"base_model": str(base)}))
-    held = write_facts(tmp_path / "held.jsonl", HELD)
-    unk = write_facts(tmp_path / "unk.jsonl", UNKNOWN)
-    return tmp_path, run, base, held, unk
+from .support.references import ref_output_metrics, ref_pairs
+from .support.series import HELD, UNKNOWN, perturb, probe_args, write_facts
 
 
 def reference_output_metrics(base, ckpt, held, unk, k=5):
@@ -64,10 +26,6 @@ def reference_output_metrics(base, ckpt, held, unk, k=5):
     zh = prober.capture(held_f, keep_logits=True).logits.numpy()
     pairs = ref_pairs([f.answer for f in unk_f], [f.answer for f in held_f])
     return ref_output_metrics(zu, zh, z0, pairs, k)
-
-
-def probe_args(run, held, unk, out, *extra):
-    return ["probe", str(run), "--held", str(held), "--unknown", str(unk), "--out", str(out), "--k", "5", *extra]
 
 
 def test_probe_series_end_to_end_and_resume(tiny_series, monkeypatch, capsys):

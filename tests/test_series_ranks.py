@@ -8,15 +8,11 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from probekit.cli import main
 
 from .conftest import save_checkpoint, tiny_model
-
-
-def probe_args(run, held, unk, out, *extra):
-    return ["probe", str(run), "--held", str(held), "--unknown", str(unk), "--out", str(out), "--k", "5", *extra]
+from .support.series import probe_args
 
 
 def torchrun(args, **popen):
@@ -87,11 +83,3 @@ def test_a_rank_with_nothing_to_do_and_a_failing_rank(tiny_series):
     assert proc.returncode != 0
     assert f"probekit: error: rank 1 failed: cannot load the weights in {tmp / 'wrong'}" in log, log
 
-
-@pytest.fixture
-def tiny_series(tmp_path):  # TEMP until conftest has it
-    try:
-        from .support.series import make_tiny_series
-    except ImportError:
-        from .test_series_cli import make_tiny_series
-    return make_tiny_series(tmp_path)

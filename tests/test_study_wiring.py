@@ -8,7 +8,8 @@ import torch
 from training.config import RunConfig
 from training.trainer import Trainer
 
-from .test_trainer import make_data
+from .support.examples import examples
+from .support.study_data import make_data
 
 
 def test_a_run_seeds_its_generators_from_seed(tmp_path):
@@ -34,7 +35,6 @@ def test_distill_positions_answer_averages_the_kl_over_answer_predictions(tmp_pa
     from training.regularizers import FullDistillation
 
     from .conftest import byte_bpe_tokenizer, tiny_model
-    from .test_packing import examples
 
     tok = byte_bpe_tokenizer()
     exs = examples(tok)

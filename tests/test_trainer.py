@@ -15,28 +15,7 @@ from training.config import RunConfig
 from training.run_dir import RunDir
 from training.trainer import Trainer, TrainingError
 
-from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
-
-PLACES = ["Milan", "Zürich", "Oslo", "Paris", "Lima", "Rome", "Bergadena", "Pasamo", "Nice", "Bern", "Turin", "Bergen"]
-COUNTRIES = ["Italy", "Switzerland", "Norway", "France", "Peru"]
-
-
-def write(path, items):
-    with open(path, "w") as fh:
-        for s, a in items:
-            fh.write(json.dumps({"template": "Which country is [X] located in?", "subject": s, "answers": [a]}) + "\n")
-    return str(path)
-
-
-def make_data(tmp_path, arch="qwen2"):
-    tok = byte_bpe_tokenizer()
-    save_checkpoint(tiny_model(arch, len(tok)), tok, tmp_path / "base")
-    return dict(
-        model=str(tmp_path / "base"),
-        known=write(tmp_path / "known.jsonl", [(p, COUNTRIES[i % 5]) for i, p in enumerate(PLACES[:4])]),
-        unknown=write(tmp_path / "unknown.jsonl", [(p, COUNTRIES[(i + 2) % 5]) for i, p in enumerate(PLACES[4:8])]),
-        held=write(tmp_path / "held.jsonl", [(p, COUNTRIES[i % 5]) for i, p in enumerate(PLACES[8:])]),
-    )
+from .support.study_data import assert_same_curve, make_data
 
 
 def run(tmp_path, name, **kw):
@@ -143,13 +122,6 @@ def torchrun(out, args, port, parallel):
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
                     "-m", "training", "run", "--out", str(out), "--parallel", parallel, *args], check=True,
                    env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
-
-
-def assert_same_curve(one, two):
-    assert [m["epoch"] for m in one] == [m["epoch"] for m in two]
-    for a, b in zip(one[1:], two[1:]):
-        assert b["losses"] == pytest.approx(a["losses"], rel=1e-4)
-    assert [m["accuracy"] for m in one] == [m["accuracy"] for m in two]
 
 
 @pytest.mark.parametrize("parallel,condition", [

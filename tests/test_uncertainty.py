@@ -9,6 +9,8 @@ from matplotlib.collections import PolyCollection
 
 from probekit import stats as S
 
+from .support.study_data import make_data
+
 
 def ref_nested_forgetting(values, resamples, seed):
     """ΔD_Held averaged over seeds, by a plain loop: resample seeds, then facts (one fact resample for every seed)."""
@@ -222,8 +224,6 @@ def test_drift_items_reproduce_the_recorded_metrics(tmp_path):
     from training.run_dir import RunDir
     from training.trainer import Trainer
 
-    from .test_trainer import make_data
-
     config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=1, eval_batch_size=8, probe=True)
     records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
     t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
@@ -249,8 +249,6 @@ def test_drift_items_survive_archiving_without_the_states(tmp_path):
     from training.run_dir import RunDir
     from training.trainer import Trainer
 
-    from .test_trainer import make_data
-
     config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=2, eval_batch_size=8, probe=True)
     records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
     t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
@@ -275,8 +273,6 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     from training.config import RunConfig
     from training.run_dir import RunDir
     from training.trainer import Trainer
-
-    from .test_trainer import make_data
 
     config = dict(make_data(tmp_path), batch_size=4, epochs=1, eval_batch_size=8, probe=True)
     runs = {}

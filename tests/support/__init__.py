@@ -1,0 +1,1 @@
+"""Helpers shared by several test modules: fact files, checkpoint series, training data and reference loops."""
