@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One check of the GPU path on one H100/H200 (about 12 minutes: two device calls, e.g. STEPS=train_bench, then the rest): on the Qwen2.5-1.5B config with random weights,
-# bf16, the training bench (baseline SFT, ours SFT unpacked and packed, top-k and full self-distillation on packed
-# rows, at 64 and 256 examples per step, then ours packed SFT compiled), the probe bench and the SLiCK bench (both
-# exemplar modes); then the whole pipeline once with the embedded SmolLM2-135M at paper settings, sizes cut to fit
-# (SLiCK -> splits -> the three fig5 runs with the per-epoch probe -> the figure), and the evaluation bench on that
+# One check of the GPU path on one H100/H200 (about 14 minutes: two device calls, e.g. STEPS=train_bench, then the
+# rest): on the Qwen2.5-1.5B config with random weights, bf16, the training bench (baseline SFT, ours SFT unpacked
+# and packed, top-k and full self-distillation on packed rows, at 64 and 256 examples per step, then ours packed
+# SFT compiled), the probe bench, the SLiCK bench (both exemplar modes) and the series bench (loads overlapped,
+# --layers all, two ranks sharing the GPU); then the whole pipeline once with the embedded SmolLM2-135M at paper
+# settings, sizes cut to fit (SLiCK -> splits -> the three fig5 runs with the per-epoch probe -> the figure), and
+# the evaluation bench on that
 # pipeline's runs; last, an estimate of the paper profile's wall time on the card (bench/estimate.py says how).
 # Results go under $OUT (default ./out): the benches' JSON, estimate.json, pipeline.tar.gz (figure, CSV, run
 # records) and log.txt. A bench that fails or runs past its time limit is logged and the rest still run; the exit
@@ -25,7 +27,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export PROBEKIT_CACHE=${PROBEKIT_CACHE:-$WORK/cache}
 LOG="$OUT/log.txt"
 FAILED=0
-STEPS=${STEPS:-embedded train_bench probe_bench slick_bench pipeline eval_bench estimate}
+STEPS=${STEPS:-embedded train_bench probe_bench slick_bench series_bench pipeline eval_bench estimate}
 
 step() {  # step NAME SECONDS COMMAND...: run, log, time; a failure is counted, not fatal; only the steps in $STEPS
   local name=$1 limit=$2 start=$SECONDS
@@ -41,6 +43,7 @@ step() {  # step NAME SECONDS COMMAND...: run, log, time; a failure is counted, 
 if [ "${1:-}" = "--smoke" ]; then
   MODEL="--arch tiny --device cpu"; PRECISION=fp32; DTYPE=float32
   TRAIN="--batch-sizes 8 --steps 2 --rounds 1"; PROBE="--n 64 --batch-size 16 --rounds 1"; SLICK="--n 4 --runs 1"
+  SERIES="--checkpoints 3 --held 8 --unknown 4 --rounds 1 --ranks 0"
   $PY -c "import sys; sys.path.insert(0, 'bench'); from archs import random_model; m, t = random_model('tiny'); \
 m.save_pretrained(sys.argv[1]); t.save_pretrained(sys.argv[1])" "$WORK/tiny"
   PIPELINE=(--profile micro --model "$WORK/tiny")
@@ -49,6 +52,8 @@ else
   MODEL="--arch qwen2.5-1.5b --device cuda"; PRECISION=bf16-mixed; DTYPE=bfloat16
   TRAIN="--batch-sizes 64 256 --steps 6 --rounds 3 --compile --profile $OUT/train_profile"
   PROBE="--n 2048 --batch-size 64 --rounds 3"; SLICK="--n 64 --runs 2"
+  # 6 bf16 checkpoints of 3.1 GB; --ranks 2: two processes sharing the one GPU
+  SERIES="--dtype bfloat16 --checkpoints 6 --held 200 --unknown 100 --rounds 2 --ranks 2"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$LOG"
@@ -68,6 +73,8 @@ fi
 step train_bench 300 $PY bench/train_bench.py $MODEL --precision $PRECISION $TRAIN --out "$OUT/train_bench.json"
 step probe_bench 150 $PY bench/probe_bench.py $MODEL --dtype $DTYPE $PROBE --out "$OUT/probe_bench.json"
 step slick_bench 150 $PY bench/slick_bench.py $MODEL --dtype $DTYPE $SLICK --out "$OUT/slick_bench.json"
+step series_bench 240 $PY bench/series_bench.py $MODEL $SERIES --work "$WORK/series" --out "$OUT/series_bench.json"
+rm -rf "$WORK/series"
 step pipeline "$LIMIT" $PY -m analyses.fig5 "${PIPELINE[@]}" --runs-dir "$WORK/runs" --figures-dir "$WORK/figures"
 RUN=$(find "$WORK/runs" -name metrics.jsonl -path "*sft*" 2>/dev/null | head -n 1)
 if [ -n "$RUN" ]; then

@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> argparse.ArgumentPars
     first (both work), a boolean flag's optional value shown as true|false."""
     for action in _parser_class()(cls, add_help=False)._actions:
         action.option_strings.sort(key=lambda s: "_" in s)
-        if action.nargs == "?" and action.const is True:
-            action.metavar = "true|false"
+        if (action.nargs == "?" and action.const is True) or getattr(action.type, "__name__", "") == "string_to_bool":
+            action.metavar = "true|false"  # a flag, or an optional boolean whose unset value means "automatic"
         parser._add_action(action)
     return parser
 

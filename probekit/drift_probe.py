@@ -66,8 +66,9 @@ class ProbeConfig:
     dtype: str | None = option(None, "model dtype (default float32 on CPU, bfloat16 on GPU)",
                                choices=["float32", "bfloat16", "float16", "float64"])
     allow_pickle: bool = option(False, "allow pickle (.bin, .pt) weights: only if you trust them", runtime=True)
-    overlap_loads: bool = option(True, "read the next checkpoint's weights while the current one is probed (one "
-                                       "model in flight; false: one at a time, less memory)", runtime=True)
+    overlap_loads: bool | None = option(None, "read the next checkpoint's weights while the current one is probed "
+                                              "(one model in flight); unset: on a GPU only (on a CPU the load "
+                                              "competes for the same cores: measured no faster)", runtime=True)
     skip_broken: bool = option(False, "skip a checkpoint whose weights are missing, truncated or unreadable (with "
                                       "a warning) instead of stopping", runtime=True)
 

@@ -1,8 +1,10 @@
 """Checkpoints loaded one ahead: while one model is captured, the next one's weights are read in a background
 thread, so the disk and the forward passes overlap; at most one load is in flight beside the model in use.
 
-On a GPU the loaded weights are copied from pinned host memory on a side stream, so the copy runs beside the
-current model's kernels instead of queueing behind them.
+safetensors files are memory-mapped, so "loading" a model on the CPU reads almost nothing: the disk is read by page
+faults wherever the weights are first touched. ``to_device`` therefore touches every page in the loading thread
+(on the CPU), or copies the weights from pinned host memory on a side stream (on a GPU), so the reading and copying
+run beside the current model's forward passes instead of inside the next one's.
 """
 from __future__ import annotations
 
@@ -52,14 +54,22 @@ class OneAhead(Generic[T, R]):
 
 
 def to_device(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
-    """`model` (on the CPU) moved to `device`: on a GPU through pinned memory on a side stream, waited for before
-    returning, so the caller's stream sees finished weights; elsewhere a plain ``.to``."""
+    """`model` (just loaded on the CPU) with its weights resident on `device`: on a GPU copied through pinned
+    memory on a side stream, waited for before returning, so the caller's stream sees finished weights; on the CPU
+    every page of a memory-mapped safetensors file read now (one element per page), so the disk is read here, in
+    the loading thread, rather than by the first forward pass."""
     device = torch.device(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if device.type == "cpu":
+        for t in tensors:
+            if t.numel():
+                t.detach().reshape(-1)[:: max(1, 4096 // t.element_size())].sum()
+        return model
     if device.type != "cuda":
         return model.to(device)
     stream = torch.cuda.Stream(device)
     with torch.cuda.stream(stream):
-        for t in [*model.parameters(), *model.buffers()]:
+        for t in tensors:
             t.data = t.data.pin_memory().to(device, non_blocking=True)
     stream.synchronize()
     return model

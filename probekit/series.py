@@ -240,13 +240,15 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
 def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], write: bool,
                 progress: bool, ranks: Ranks) -> list[tuple[int, list]]:
     """(position, row) for every metric of the checkpoints `mine` (position in the series, checkpoint); the next
-    checkpoint to capture is loaded while the current one is (``overlap_loads``)."""
+    checkpoint to capture is loaded while the current one is (``overlap_loads``; unset: on a GPU)."""
     base_path = series.base.resolve()
     to_load = [(pos, c) for pos, c in mine if c.path.resolve() != base_path and not probe.is_cached(c.name, c.path)]
     which = {pos: i for i, (pos, _) in enumerate(to_load)}
     desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
     rows = []
-    with OneAhead([c.path for _, c in to_load], probe.load, probe.config.overlap_loads) as loads:
+    overlap = probe.config.overlap_loads
+    overlap = torch.device(probe.device).type == "cuda" if overlap is None else overlap
+    with OneAhead([c.path for _, c in to_load], probe.load, overlap) as loads:
         for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
             try:
                 if ckpt.path.resolve() == base_path:

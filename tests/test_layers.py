@@ -81,3 +81,62 @@ def test_at_layer_refuses_a_layer_not_captured():
     with pytest.raises(ProbekitError, match="layer 3 was not captured"):
         at_layer(states, 3)
 
+
+
+def test_drift_callback_logs_every_layer(tmp_path):
+    import copy
+
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from probekit.integrations.hf import DriftCallback
+
+    from .conftest import byte_bpe_tokenizer
+    from .support.hf import ARGS, qa_dataset
+    from .support.series import HELD, UNKNOWN, write_facts
+
+    tok = copy.deepcopy(byte_bpe_tokenizer())
+    tok.padding_side = "right"
+    held = read_facts(write_facts(tmp_path / "held.jsonl", HELD))
+    unknown = read_facts(write_facts(tmp_path / "unk.jsonl", UNKNOWN))
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), num_train_epochs=1, save_strategy="no", **ARGS)
+    trainer = Trainer(model=tiny_model("llama", len(tok)), args=args, train_dataset=qa_dataset(tok, unknown),
+                      data_collator=DataCollatorForSeq2Seq(tok, padding=True))
+    callback = DriftCallback(held, unknown, tokenizer=tok, layers=[1, 3], k=5).attach(trainer)
+    trainer.train()
+    assert sorted(callback.table["layer"].unique()) == [1, 3]
+    logged = [h for h in trainer.state.log_history if "drift/layer3/RD" in h]
+    assert len(logged) == 2 and "drift/layer1/NTR" in logged[-1] and logged[-1]["drift/layer3/RD"] > 0
+
+
+def test_one_ahead_loads_the_next_item_while_the_current_one_is_used():
+    import threading
+
+    from probekit.prefetch import OneAhead
+
+    started, alive, peak = [], set(), [0]
+    lock = threading.Lock()
+
+    def load(item):
+        with lock:
+            started.append(item)
+            alive.add(item)
+            peak[0] = max(peak[0], len(alive))
+        if item == "bad":
+            raise ProbekitError("cannot load bad")
+        return item
+
+    items = ["a", "b", "bad", "c"]
+    with OneAhead(items, load) as loads:
+        assert loads.take(0) == "a"
+        alive.discard("a")
+        loads._next[1].result()  # "b" is read while "a" is in use
+        assert started == ["a", "b"]
+        assert loads.take(1) == "b"
+        alive.discard("b")
+        with pytest.raises(ProbekitError, match="cannot load bad"):
+            loads.take(2)
+        alive.discard("bad")
+        assert loads.take(3) == "c"
+    assert peak[0] <= 2 and started == items  # each loaded once, never two ahead
+    with OneAhead(items, load, overlap=False) as loads:
+        assert loads.take(3) == "c" and loads._next is None
