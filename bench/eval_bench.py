@@ -1,4 +1,4 @@
-"""Evaluation speed: greedy exact match decided by a teacher-forced pass (training.exact_match) vs decoding every
+"""Evaluation speed: greedy exact match decided by a teacher-forced pass (probekit.exact_match) vs decoding every
 answer (the obvious baseline, what evaluation did before), on a run's own eval sets and checkpoints.
 
     python bench/eval_bench.py RUN_DIR [RUN_DIR ...] [--batch-size N] [--out bench/results/eval_bench_cpu.json]
@@ -22,8 +22,8 @@ from probekit.entities import read_facts
 from probekit.io import write_json
 from probekit.models import load_causal_lm, load_tokenizer
 from training.config import EVAL_SETS
-from training.decoding import AnswerDecoder
-from training.exact_match import ExactMatch
+from probekit.decoding import AnswerDecoder
+from probekit.exact_match import ExactMatch
 from training.run_dir import RunDir
 from training.slick import qa_text
 

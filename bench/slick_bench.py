@@ -21,7 +21,7 @@ import torch
 from archs import ARCHS, random_model
 from probekit.io import write_json
 from probekit.models import load_model
-from training.decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
+from probekit.decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
 from training.entityquestions import load_relation
 from probekit.answers import is_correct
 from training.slick import Slick, SlickConfig, categorize, choose_exemplars, exemplar_prefix, qa_text

@@ -5,7 +5,7 @@
 - ``answer_key``: case- and whitespace-insensitive only. Groups gold answers (the metrics' pairs P, the linear
   probe's classes), where "The Hague" and "Hague" are different answers.
 - ``first_word_piece``: the prefix that every SQuAD-normalised answer starting with a given token keeps, when that
-  can be guaranteed (what lets ``training.exact_match`` rule an answer out from its first token).
+  can be guaranteed (what lets ``probekit.exact_match`` rule an answer out from its first token).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import add_arguments, from_namespace, option
 from .errors import run_cli
@@ -28,6 +29,7 @@ probekit shows what fine-tuning does to the facts a language model already knew.
   probekit risk --base BASE --held held.jsonl --new new.jsonl [--known known.jsonl] --out risk/
       before fine-tuning: rank the held facts by the probability that a fine-tune on the new (and known) facts
       forgets them, from one θ0 pass; writes risk/risk.md, risk.csv and risk.parquet with the expected number lost.
+      After the fine-tune, --validate PROBES scores the report against what the probed series lost.
   probekit models
       list the supported architectures and where the embedded default model lives.
 
@@ -86,6 +88,8 @@ class RiskInputs:
     layer: int | None = option(None, "probe layer, 1-based (None: the middle layer, num_hidden_layers // 2)")
     device: str | None = option(None, "cpu, cuda, cuda:N (None: cuda if available)")
     predictor: str | None = option(None, "a predictor JSON from `python -m analyses.risk` (None: the shipped one)")
+    validate: str | None = option(None, "a `probekit probe` output of the fine-tuned series: score this report "
+                                        "against the facts it lost (AUC, expected vs observed count)")
     top: int = option(25, "facts listed in risk.md")
 
 
@@ -107,6 +111,11 @@ def _probe(args) -> None:
     wide = df.pivot_table(index=["index", "name"], columns="metric", values="value", sort=True)
     print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {inputs.out}/probes.csv and probes.parquet")
+    if summary := df.attrs.get("held_forgetting"):
+        from .outcomes import summary_line
+
+        print(summary_line(summary))
+        print(f"wrote {inputs.out}/outcomes.parquet (per fact), lost.csv and held_forgetting.json")
 
 
 def _plot(args) -> None:
@@ -141,6 +150,14 @@ def _risk(args) -> None:
         print(f"validation: {note}")
     for path in write_report(df, inputs.out, inputs.top):
         print(f"wrote {path}")
+    if inputs.validate:
+        from .io import write_json
+        from .risk_check import check, check_lines
+
+        result = check(df, inputs.validate)
+        print("\n".join(check_lines(result)))
+        write_json(Path(inputs.out) / "check.json", result)
+        print(f"wrote {Path(inputs.out) / 'check.json'}")
 
 
 def _models(args) -> None:

@@ -27,6 +27,7 @@ from .config import option
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, locate_entities, read_facts
 from .errors import ProbekitError
 from .families import probe_layers
+from .outcomes import OUTCOME_KEYS, correct
 
 
 COLUMNS = ["run", "checkpoint", "name", "kind", "index", "layer", "metric", "value"]
@@ -66,6 +67,9 @@ class ProbeConfig:
     dtype: str | None = option(None, "model dtype (default float32 on CPU, bfloat16 on GPU)",
                                choices=["float32", "bfloat16", "float16", "float64"])
     allow_pickle: bool = option(False, "allow pickle (.bin, .pt) weights: only if you trust them", runtime=True)
+    accuracy: bool = option(True, "greedy exact match of every fact set per checkpoint (accuracy_held, "
+                                  "accuracy_unknown, accuracy_new rows; per-fact outcomes.parquet, ΔD_Held, lost.csv); "
+                                  "--no-accuracy skips the decoding")
     overlap_loads: bool | None = option(None, "read the next checkpoint's weights while the current one is probed "
                                               "(one model in flight); unset: on a GPU only (on a CPU the load "
                                               "competes for the same cores: measured no faster)", runtime=True)
@@ -148,6 +152,7 @@ class DriftProbe:
         """One model's tensors: held_states [N, d], held_topk / held_topk_values [N, k]; with unknown facts
         unk_states [U, d] and, where there are pairs, unk_topk [U, k], unk_at_base_topk [P, k]; new_states [M, d].
         With several layers every ``*_states`` is [L, N, d] and ``layers`` [L] names them (see ``at_layer``).
+        With ``accuracy``: held_correct [N], unk_correct [U], new_correct [M] (uint8 greedy exact match).
         `base`: θ0's tensors (None when `prober` reads θ0 itself)."""
         c = self.config
         layers = None if self.layer else self.layers
@@ -164,6 +169,10 @@ class DriftProbe:
             out["unk_states"] = capture(self.unknown, progress=desc and f"{desc} unknown").states
         if self.new is not None:
             out["new_states"] = capture(self.new, progress=desc and f"{desc} new").states
+        if c.accuracy:
+            for which, key in OUTCOME_KEYS.items():
+                if (facts := getattr(self, which)) is not None:
+                    out[key] = correct(prober.model, self.tokenizer, facts, c.prompt_format, c.batch_size)
         return out
 
     def layer_metrics(self, b: dict[str, torch.Tensor], s: dict[str, torch.Tensor]) -> list[tuple[int, str, float]]:
@@ -187,6 +196,9 @@ class DriftProbe:
             out["Rank-rho"] = M.rank_rho(s["unk_at_base_topk"], base_at_i)
             out["NTR"] = M.ntr(s["unk_topk"][u], s["held_topk"][h])
             out["JSD"] = M.jsd(s["unk_at_base_topk"], base_at_i, self.config.jsd_log_base)
+        for which, key in OUTCOME_KEYS.items():
+            if key in s:
+                out[f"accuracy_{which}"] = s[key].float().mean().item()
         return out
 
 

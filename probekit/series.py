@@ -30,6 +30,7 @@ from .entities import Fact, fact_to_record
 from .errors import ProbekitError
 from .io import atomic_write, read_tensors, stable_hash, tensors_key, write_json, write_tensors
 from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtype
+from .outcomes import OUTCOME_KEYS, write_outcomes
 from .prefetch import OneAhead, to_device
 from .ranks import Ranks
 from .weights import check_weights
@@ -66,6 +67,8 @@ class SeriesProbe:
         layers = self.layer if self.layer is not None else self.drift.layers  # one layer: the key it always had
         parts = [str(path.resolve()), weights_stamp(path), layers, c.k, c.prompt_format, str(self.dtype),
                  torch.device(self.device).type, self.inputs]
+        if c.accuracy:  # outcomes cached too (a key without the flag: the states it always named)
+            parts.append("accuracy")
         if path != self.base:
             parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
         return stable_hash(parts, length=None)
@@ -222,30 +225,43 @@ def probe_series(
 
 def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], ranks: Ranks,
                progress: bool) -> pd.DataFrame:
-    """θ0 once (on rank 0, shared), this rank's share of the checkpoints, then every rank's rows merged in series
-    order; rank 0 writes the table (one process: after every checkpoint, so an interrupted run leaves one)."""
+    """θ0 once (on rank 0, shared), this rank's share of the checkpoints, then every rank's results merged in
+    series order; rank 0 writes the table (one process: after every checkpoint, so an interrupted run leaves one)
+    and, with ``accuracy``, the per-fact outcomes, ΔD_Held and the facts lost (probekit.outcomes)."""
     probe._base_states = ranks.share(probe.base_states)
     mine = ranks.mine(checkpoints)
     write = ranks.world == 1
     parts = ranks.gather(lambda: _probe_mine(probe, series, mine, write, progress, ranks))
-    rows = [row for _, row in sorted((row for part in parts for row in part), key=lambda r: r[0])]  # series order
-    if not rows:
+    done = sorted((p for part in parts for p in part), key=lambda p: p[0])  # series order
+    if not done:
         raise ProbekitError("no checkpoint was probed: every one was skipped as broken (see the warnings above)")
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame([row for _, _, rows, _ in done for row in rows], columns=COLUMNS)
     if ranks.rank == 0 and not write:
         write_table(table, out=probe.out)
+    if probe.config.accuracy:
+        names = ["θ0", *(c.name for _, c, _, _ in done)]
+        indices = [0, *(c.index for _, c, _, _ in done)]
+        got = [_outcomes(probe.base_states()), *(o for _, _, _, o in done)]
+        facts = {"held": probe.held, "unknown": probe.unknown, "new": probe.new}
+        table.attrs["held_forgetting"] = write_outcomes(probe.out if ranks.rank == 0 else None, series.run, names,
+                                                        indices, got, facts)
     return table
 
 
+def _outcomes(states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in states.items() if k in OUTCOME_KEYS.values()}
+
+
 def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], write: bool,
-                progress: bool, ranks: Ranks) -> list[tuple[int, list]]:
-    """(position, row) for every metric of the checkpoints `mine` (position in the series, checkpoint); the next
-    checkpoint to capture is loaded while the current one is (``overlap_loads``; unset: on a GPU)."""
+                progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
+    """(position, checkpoint, its table rows, its per-fact outcomes) for the checkpoints `mine` (position in the
+    series, checkpoint); the next checkpoint to capture is loaded while the current one is (``overlap_loads``;
+    unset: on a GPU)."""
     base_path = series.base.resolve()
     to_load = [(pos, c) for pos, c in mine if c.path.resolve() != base_path and not probe.is_cached(c.name, c.path)]
     which = {pos: i for i, (pos, _) in enumerate(to_load)}
     desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
-    rows = []
+    done = []
     overlap = probe.config.overlap_loads
     overlap = torch.device(probe.device).type == "cuda" if overlap is None else overlap
     with OneAhead([c.path for _, c in to_load], probe.load, overlap) as loads:
@@ -260,8 +276,9 @@ def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkp
             except ProbekitError as exc:
                 _skip_or_raise(ckpt, exc, probe.config)
                 continue
-            rows += [(pos, [series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, layer, metric, value])
-                     for layer, metric, value in probe.layer_metrics(s)]
+            rows = [[series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, layer, metric, value]
+                    for layer, metric, value in probe.layer_metrics(s)]
+            done.append((pos, ckpt, rows, _outcomes(s)))
             if write:
-                write_table(pd.DataFrame([row for _, row in rows], columns=COLUMNS), out=probe.out)
-    return rows
+                write_table(pd.DataFrame([row for d in done for row in d[2]], columns=COLUMNS), probe.out)
+    return done

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from probekit.answers import first_word_piece, is_correct
-from training.decoding import AnswerDecoder
-from training.exact_match import ExactMatch
+from probekit.decoding import AnswerDecoder
+from probekit.exact_match import ExactMatch
 
 from .conftest import CORPUS, byte_bpe_tokenizer, metaspace_bpe_tokenizer, tiny_model
 

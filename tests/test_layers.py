@@ -24,7 +24,7 @@ def _series(tiny_series, out, **config):
 def test_all_layers_in_one_pass_equal_one_probe_per_layer(tiny_series):
     every = _series(tiny_series, "all", layers="all")
     assert sorted(every["layer"].unique()) == [1, 2, 3, 4]
-    assert len(every) == 3 * 4 * 6  # checkpoints × layers × metrics
+    assert len(every) == 3 * 4 * 8  # checkpoints × layers × metrics (six drift, two accuracies)
     for layer in (1, 2, 3, 4):
         one = _series(tiny_series, f"layer-{layer}", layer=layer)
         got = every[every["layer"] == layer].reset_index(drop=True)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probekit import risk as R
+from probekit.errors import ProbekitError
 from probekit.entities import Fact
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
@@ -155,3 +156,25 @@ def test_cli_bad_input_is_one_line_and_exit_2(tiny_base, tmp_path, capsys, bad):
                  str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("probekit: error:")
+
+
+def test_a_report_is_checked_against_what_a_probed_series_lost(tmp_path):
+    from probekit.outcomes import write_outcomes
+    from probekit.risk_check import check
+
+    held = [fact(i, f"Land{i}") for i in range(8)]
+    # θ0 answers facts 0-5; the peak (epoch 1) answers 0-6; the last answers 0-2: facts 3-6 are lost from the peak
+    outcomes = [{"held_correct": torch.tensor(c, dtype=torch.uint8)} for c in (
+        [1, 1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0, 0, 0])]
+    summary = write_outcomes(tmp_path, "run", ["θ0", "epoch-1", "epoch-2"], [0, 1, 2], outcomes, {"held": held})
+    assert summary["peak"] == "epoch-1" and summary["lost_since_peak"] == 4 and summary["lost_since_theta0"] == 3
+    assert summary["delta_pp"][0] == pytest.approx(100 * (7 / 8 - 3 / 8))
+    assert list(pd.read_csv(tmp_path / "lost.csv")["fact"]) == [3, 4, 5, 6]
+    p = [0.1, 0.1, 0.2, 0.9, 0.8, 0.7, 0.6, 0.99]  # fact 7 was never answered: it is not scored
+    report = pd.DataFrame({"question": [f.question for f in held], "answer": [f.answer for f in held],
+                           "probability": p}).iloc[::-1]
+    result = check(report, tmp_path)
+    assert result["answered_at_peak"] == 7 and result["observed_lost"] == 4
+    assert result["auc"][0] == 1.0 and result["expected_lost"][0] == pytest.approx(sum(p[:7]))
+    with pytest.raises(ProbekitError, match="not among"):
+        check(report.assign(question="elsewhere?"), tmp_path)

@@ -34,7 +34,7 @@ def test_probe_series_end_to_end_and_resume(tiny_series, monkeypatch, capsys):
     assert main(probe_args(run, held, unk, out)) == 0  # base taken from run.json
     df = pd.read_csv(out / "probes.csv")
     assert set(df.columns) == set(series.COLUMNS)
-    assert set(df["metric"]) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD"}
+    assert set(df["metric"]) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD", "accuracy_held", "accuracy_unknown"}
     assert list(df[df.metric == "RD"]["index"]) == [0, 1, 2]
     rd = df[df.metric == "RD"].set_index("index")["value"]
     assert rd[0] == pytest.approx(0, abs=1e-6) and 0 < rd[1] < rd[2]

@@ -186,11 +186,27 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
                                 keep="all")).run()
     assert metrics[-1]["accuracy"]["unknown"] > metrics[0]["accuracy"]["unknown"]
     assert probekit_main(["probe", str(tmp_path / "run"), "--held", str(tmp_path / "h.jsonl"),
-                          "--out", str(tmp_path / "probes")]) == 0  # base from run.json
+                          "--unknown", str(tmp_path / "u.jsonl"), "--out", str(tmp_path / "probes")]) == 0
     import pandas as pd
 
-    rd = pd.read_csv(tmp_path / "probes" / "probes.csv").query("metric == 'RD'").set_index("index")["value"]
+    table = pd.read_csv(tmp_path / "probes" / "probes.csv")
+    rd = table.query("metric == 'RD'").set_index("index")["value"]
     assert list(rd.index) == [0, 1, 2, 3] and rd[0] == pytest.approx(0, abs=1e-6) and rd[3] > 0
+    # the probe's exact match is the trainer's own evaluation, fact for fact
+    outcomes = pd.read_parquet(tmp_path / "probes" / "outcomes.parquet")
+    for record in metrics:
+        for which in ("held", "unknown"):
+            got = outcomes.query(f"name == 'epoch-{record['epoch']:03d}' and set == '{which}'")["correct"]
+            assert "".join(map(str, got)) == record["correct"][which], (record["epoch"], which)
+            assert table.query(f"metric == 'accuracy_{which}' and index == {record['epoch']}")["value"].item() == \
+                pytest.approx(record["accuracy"][which])
+    forgetting = json.loads((tmp_path / "probes" / "held_forgetting.json").read_text())
+    held_acc = [m["accuracy"]["held"] for m in metrics]
+    assert forgetting["delta_pp"][0] == pytest.approx(100 * (max(held_acc) - held_acc[-1]))
+    by_model = outcomes.query("set == 'held'").pivot(index="fact", columns="name", values="correct")
+    answered = (by_model["θ0"] == 1) | (by_model[forgetting["peak"]] == 1)
+    expected = by_model.index[answered & (by_model[forgetting["last"]] == 0)]
+    assert list(pd.read_csv(tmp_path / "probes" / "lost.csv")["fact"]) == list(expected)
 
 
 def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 from probekit.checkpoints import weights_stamp
 from probekit.io import stable_hash, write_json
 
-from .decoding import DEFAULT_MAX_NEW_TOKENS
+from probekit.decoding import DEFAULT_MAX_NEW_TOKENS
 
 
 class BaseOutcomes:

@@ -1,6 +1,6 @@
 """Greedy exact match on a run's eval sets, with per-fact correctness kept for the analyses.
 
-Outcomes are those of decoding every answer greedily; ``training.exact_match`` decides most of them from one
+Outcomes are those of decoding every answer greedily; ``probekit.exact_match`` decides most of them from one
 teacher-forced pass and decodes only the rest (same outcomes, tested). θ0's outcomes can come from a
 ``BaseOutcomes`` cache shared by the runs of one base model: only the sets it lacks are evaluated."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, build_prompt
 
 from .base_outcomes import BaseOutcomes
 from .config import EVAL_SETS
-from .exact_match import ExactMatch
+from probekit.exact_match import ExactMatch
 
 
 @torch.inference_mode()

@@ -34,7 +34,7 @@ from probekit.entities import Fact, fact_to_record
 from probekit.errors import ProbekitError
 from probekit.io import write_json
 
-from .decoding import AnswerDecoder
+from probekit.decoding import AnswerDecoder
 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 

@@ -35,7 +35,7 @@ from . import checkpointing as ckpt
 from .base_outcomes import BaseOutcomes
 from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
-from .decoding import GPU_BATCH
+from probekit.decoding import GPU_BATCH
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
@@ -288,6 +288,7 @@ class Trainer:
         return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
                            self.run_dir.probes,
                            ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format, device=str(self.device),
+                                       accuracy=False,  # the run evaluates its own exact match
                                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
                            require_pairs=False)
 

@@ -62,7 +62,7 @@ class AnswerDecoder:
     def _prefix_cache(self, prefix_ids: list[int]) -> DynamicCache:
         cache = DynamicCache()
         ids = torch.tensor([prefix_ids], device=self.device)
-        self.model(input_ids=ids, use_cache=True, **{self._cache_kw: cache})
+        self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})  # only the cache
         return cache
 
     @torch.inference_mode()

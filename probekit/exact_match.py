@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from probekit.answers import first_word_piece, is_correct, squad_normalize
+from .answers import first_word_piece, is_correct, squad_normalize
 
 from .decoding import DEFAULT_MAX_NEW_TOKENS, AnswerDecoder
 
