@@ -65,7 +65,8 @@ def plot_heatmap(df: pd.DataFrame, metric: str, title: str | None = None):
     sub = _rows_of(df, metric)
     runs = list(dict.fromkeys(sub["run"]))
     with sns.plotting_context("paper", font_scale=1.1):
-        fig, axes = plt.subplots(1, len(runs), figsize=(1.2 + 0.55 * sub["index"].nunique() * len(runs), 4.2),
+        width = max(4.5, 1.2 + 0.55 * sub["index"].nunique()) * len(runs)
+        fig, axes = plt.subplots(1, len(runs), figsize=(width, 4.2),
                                  squeeze=False)
         for ax, run in zip(axes[0], runs):
             grid = sub[sub["run"] == run].pivot_table(index="layer", columns="index", values="value", sort=True)

@@ -186,7 +186,7 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
                                 keep="all")).run()
     assert metrics[-1]["accuracy"]["unknown"] > metrics[0]["accuracy"]["unknown"]
     assert probekit_main(["probe", str(tmp_path / "run"), "--held", str(tmp_path / "h.jsonl"),
-                          "--unknown", str(tmp_path / "u.jsonl"), "--out", str(tmp_path / "probes")]) == 0
+                          "--new", str(tmp_path / "u.jsonl"), "--out", str(tmp_path / "probes")]) == 0
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "probes" / "probes.csv")
@@ -195,11 +195,11 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
     # the probe's exact match is the trainer's own evaluation, fact for fact
     outcomes = pd.read_parquet(tmp_path / "probes" / "outcomes.parquet")
     for record in metrics:
-        for which in ("held", "unknown"):
+        for which, trained in (("held", "held"), ("new", "unknown")):  # the new entities are the run's D_Unk
             got = outcomes.query(f"name == 'epoch-{record['epoch']:03d}' and set == '{which}'")["correct"]
-            assert "".join(map(str, got)) == record["correct"][which], (record["epoch"], which)
+            assert "".join(map(str, got)) == record["correct"][trained], (record["epoch"], which)
             assert table.query(f"metric == 'accuracy_{which}' and index == {record['epoch']}")["value"].item() == \
-                pytest.approx(record["accuracy"][which])
+                pytest.approx(record["accuracy"][trained])
     forgetting = json.loads((tmp_path / "probes" / "held_forgetting.json").read_text())
     held_acc = [m["accuracy"]["held"] for m in metrics]
     assert forgetting["delta_pp"][0] == pytest.approx(100 * (max(held_acc) - held_acc[-1]))
