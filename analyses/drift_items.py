@@ -10,7 +10,6 @@ The per-item values are kept in the run (probes/items.safetensors, a few kB), so
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -57,8 +56,11 @@ def _items(b: dict, s: dict, ns_rows: torch.Tensor, pairs: torch.Tensor | None) 
 
 
 def _items_key(probed: list[dict]) -> str:
-    """What the cached per-item values depend on: the probed epochs and the probe's settings."""
-    return stable_hash(["drift items", [m["epoch"] for m in probed], asdict(ProbeConfig())])
+    """What the cached per-item values depend on: the probed epochs and the settings that choose the NS subsample
+    and the answer pairs (the states are the run's own)."""
+    probe = ProbeConfig()
+    settings = {"ns_sample": probe.ns_sample, "max_pairs": probe.max_pairs, "seed": probe.seed}
+    return stable_hash(["drift items v2", [m["epoch"] for m in probed], settings])
 
 
 def _all_items(t: Trained, probed: list[dict]) -> dict[str, torch.Tensor]:
