@@ -145,3 +145,11 @@ def test_read_metrics_from_the_package_and_a_cheap_import(tmp_path):
     assert list(frame["accuracy.held"]) == [0.5] and list(frame["epoch"]) == [0]
     code = "import sys, training; assert not {'pandas', 'torch'} & set(sys.modules), 'heavy import'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_json_records_a_packaged_base_by_name_not_by_this_machine_s_path(tmp_path):
+    from training.run_record import portable_base
+
+    assert portable_base("embedded", tmp_path / "converted") == "embedded"
+    assert portable_base("gemma3-270m", tmp_path / "converted") == "gemma3-270m"
+    assert portable_base(str(tmp_path), tmp_path) == str(tmp_path.resolve())

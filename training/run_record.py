@@ -49,12 +49,20 @@ def data_files(config: RunConfig) -> dict[str, dict]:
     return data
 
 
+def portable_base(model: str, base_path: Path) -> str:
+    """What run.json records as the base model: a packaged model's name ("embedded", "gemma3-270m"), which
+    resolves on any machine, rather than the folder it was converted into here; otherwise the resolved path."""
+    from probekit.models import MODEL_NAMES
+
+    return model if model in MODEL_NAMES else str(base_path.resolve())
+
+
 def write_run_record(run: RunDir, config: RunConfig, *, base_path: Path, precision: str, world_size: int,
                      parallel: str) -> None:
     import transformers
 
     write_json(run.record_file, {
-        "base_model": str(base_path.resolve()), "config": asdict(config), "precision": precision,
+        "base_model": portable_base(config.model, base_path), "config": asdict(config), "precision": precision,
         "world_size": world_size, "parallel": parallel, "data": data_files(config), "versions": {
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__},
