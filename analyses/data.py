@@ -4,6 +4,7 @@ folder by a hash of everything they depend on. ``Placeholders`` stands in for th
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,7 +36,9 @@ class Data:
         """D_Known, D_Unk, D_Held and held-out MaybeKnown / WeaklyKnown as JSONL paths (cached)."""
         folder = splits_folder(self.runs_dir, profile)
         if not (folder / "manifest.json").exists():
+            start = time.perf_counter()
             _write_splits(profile, folder, self.runs_dir)
+            print(f"== data: SLiCK and the splits took {time.perf_counter() - start:.0f} s", flush=True)
         elif not profile.allow_short:  # written with --allow-short: refused without it, as a fresh folder would be
             manifest = _read_manifest(folder)
             check_mix({n: s["asked"] for n, s in recorded_shortfalls(manifest).items()}, manifest["sizes"])

@@ -10,6 +10,7 @@ and every analysis shares them per seed.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -144,5 +145,8 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
     records = folder.records()
     if not (records and records[-1]["epoch"] == run.config["epochs"]):
         print(f"== run: {run.label} → {folder.path}", flush=True)
+        start = time.perf_counter()
         records = Trainer(RunConfig(out=str(folder.path), **run.config)).run()
+        print(f"== run: {run.label} took {time.perf_counter() - start:.0f} s (training, and per epoch the evaluation "
+              "of every fact set and the probe)", flush=True)
     return Trained(run, folder, records)

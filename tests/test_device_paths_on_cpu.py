@@ -219,7 +219,7 @@ def test_gpu_check_smoke(tmp_path):
 
 
 def test_evaluation_asks_in_the_runs_prompt_format(tmp_path, monkeypatch):
-    from training import exact_match
+    from probekit import exact_match
 
     asked = []
     real = exact_match.ExactMatch.correct
@@ -249,7 +249,7 @@ def test_a_machine_with_a_gpu_runs_probe_recall_and_slick_there(tmp_path, monkey
     """Unset devices resolve to the GPU (the probe callback takes the run's device and precision), and probe and
     decoding batches grow to GPU sizes."""
     from probekit import capture, models
-    from training import decoding
+    from probekit import decoding
 
     from .conftest import byte_bpe_tokenizer, tiny_model
 

@@ -106,6 +106,7 @@ def test_drift_callback_logs_every_layer(tmp_path):
     assert sorted(callback.table["layer"].unique()) == [1, 3]
     logged = [h for h in trainer.state.log_history if "drift/layer3/RD" in h]
     assert len(logged) == 2 and "drift/layer1/NTR" in logged[-1] and logged[-1]["drift/layer3/RD"] > 0
+    assert 0 <= logged[-1]["drift/layer3/accuracy_held"] <= 1  # behaviour beside drift, in the loop too
 
 
 def test_one_ahead_loads_the_next_item_while_the_current_one_is_used():
