@@ -101,7 +101,7 @@ def torchrun_once(base, paths, held, unknown, out, work, ranks: int, device: str
     set_cache([base, *paths], "cold")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks), "-m",
            "probekit", "probe", "--checkpoints", *map(str, paths), "--base", str(base), "--held", str(files["held"]),
-           "--unknown", str(files["unknown"]), "--out", str(out), "--device", device]
+           "--unknown", str(files["unknown"]), "--out", str(out), "--device", device, "--no-accuracy"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0, pd.read_csv(out / "probes.csv")
@@ -163,7 +163,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="series-bench-"))
     base, paths = make_series(work, args.checkpoints, args.arch, args.dtype)
     held, unknown = facts(args.held, args.unknown)
-    cfg = dict(device=args.device, cache=args.cache)
+    cfg = dict(device=args.device, cache=args.cache, accuracy=False)  # drift only: no greedy decoding
     probe_once(base, paths[:1], held, unknown, work / "warm", **cfg)  # imports, first-call costs
     times = {"sequential": [], "overlapped": []}
     tables = {}
@@ -175,8 +175,8 @@ def main() -> None:
             print(f"round {r} {side}: {wall:.1f} s", flush=True)
     diff = (tables["sequential"]["value"] - tables["overlapped"]["value"]).abs().max()
     parts = split(base, paths, held, unknown, work / "split", **cfg)
-    one, _ = probe_once(base, paths, held, unknown, work / "one-layer", **cfg)
-    every, table = probe_once(base, paths, held, unknown, work / "all-layers", layers="all", **cfg)
+    one, _ = probe_once(base, paths, held, unknown, work / "one-layer", overlap_loads=True, **cfg)
+    every, table = probe_once(base, paths, held, unknown, work / "all-layers", layers="all", overlap_loads=True, **cfg)
     ranks = None
     if args.ranks:
         wall, ranked = torchrun_once(base, paths, held, unknown, work / "ranks", work, args.ranks, args.device)

@@ -140,6 +140,7 @@ class Prober:
         and full answer logits. `layers`: ascending 1-based layers read in the same pass, then ``states`` is
         [len(layers), N, d] instead of [N, d] at the prober's layer. `progress`: a tqdm description (or True)."""
         want_logits = topk is not None or gather is not None or keep_logits
+        # every buffer names its dtype: a model being loaded in another thread sets torch's default dtype
         if gather is not None:
             gather_rows, gather_index = gather
             by_fact = {}
@@ -154,16 +155,16 @@ class Prober:
             h = h if layers else h[0]
             idx_t = torch.tensor(idx)
             if states is None:
-                states = torch.empty(*h.shape[:-2], len(facts), h.shape[-1])
+                states = torch.empty(*h.shape[:-2], len(facts), h.shape[-1], dtype=torch.float32)
             states[..., idx_t, :] = h
             if topk is not None:
                 if topk_ids is None:
                     topk_ids = torch.empty(len(facts), topk, dtype=torch.long)
-                    topk_values = torch.empty(len(facts), topk)
+                    topk_values = torch.empty(len(facts), topk, dtype=torch.float32)
                 top = z.topk(topk, dim=-1)
                 topk_ids[idx_t], topk_values[idx_t] = top.indices.cpu(), top.values.cpu()
             if keep_logits:
-                logits = logits if logits is not None else torch.empty(len(facts), z.shape[-1])
+                logits = logits if logits is not None else torch.empty(len(facts), z.shape[-1], dtype=torch.float32)
                 logits[idx_t] = z.cpu()
             if gather is not None:
                 places = [(j, p) for j, i in enumerate(idx) for p in by_fact.get(i, ())]

@@ -7,6 +7,7 @@ Every flag comes from a settings dataclass (probekit.config): the probe's from `
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,10 @@ def _probe(args) -> None:
              for name in ("held", "unknown", "new")}
     df = probe_series(args.run_dir, base=inputs.base, out=inputs.out, config=config, checkpoints=inputs.checkpoints,
                       revisions=inputs.revisions, **facts)
-    wide = df.pivot_table(index=["index", "name"], columns="metric", values="value", sort=True)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 speaks for all
+        return
+    rows = ["index", "name"] + (["layer"] if df["layer"].nunique() > 1 else [])
+    wide = df.pivot_table(index=rows, columns="metric", values="value", sort=True)
     print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {inputs.out}/probes.csv and probes.parquet")
     if summary := df.attrs.get("held_forgetting"):

@@ -223,7 +223,8 @@ def base_view(base_model, model):
 def drift(base_model, model, tokenizer, held, unknown=None, new=None, layer: int | None = None,
           k: int = M.DEFAULT_K, *, layers=None, run: str = "memory", name: str = "model", index: int = 0,
           **settings) -> pd.DataFrame:
-    """The six drift metrics of `model` against `base_model` (θ0), both in memory; nothing is written.
+    """The six drift metrics of `model` against `base_model` (θ0), both in memory, and (unless ``accuracy=False``)
+    each model's greedy exact match on every fact set (``accuracy_held``, ...); nothing is written.
 
     held / unknown / new: lists of Facts, or a file or ``datasets.Dataset`` of facts. `layers`: several layers
     (numbers, or "all") read in one pass instead of `layer`, one row per layer × metric. `settings`: other

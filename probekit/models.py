@@ -230,7 +230,9 @@ def _from_pretrained(path: Path, *, dtype, allow_pickle: bool, trust_remote_code
             path, dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True,  # None: safetensors first, then pickle
         )
-    except (SafetensorError, OSError, EOFError, RuntimeError) as exc:  # RuntimeError: tensors of the wrong shape
+    except (SafetensorError, OSError, EOFError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "mismatch" not in str(exc):
+            raise  # out of memory, say: not a broken checkpoint
         raise ProbekitError(f"cannot load the weights in {path}: {_first_line(exc)}") from None
 
 

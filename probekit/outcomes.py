@@ -24,6 +24,11 @@ from .stats import accuracy_ci, forgetting_ci
 OUTCOME_KEYS = {"held": "held_correct", "unknown": "unk_correct", "new": "new_correct"}
 
 
+def outcomes_of(states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The per-fact outcomes among a capture's tensors."""
+    return {k: v for k, v in states.items() if k in OUTCOME_KEYS.values()}
+
+
 @torch.inference_mode()
 def correct(model, tokenizer, facts: list[Fact], prompt_format: str = DEFAULT_PROMPT_FORMAT,
             batch_size: int | None = None) -> torch.Tensor:

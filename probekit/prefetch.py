@@ -34,6 +34,8 @@ class OneAhead(Generic[T, R]):
         if self._next is not None and self._next[0] == i:
             future = self._next[1]
         else:
+            if self._next is not None:
+                self._next[1].cancel()  # a load nobody will take (a no-op once it has started)
             future = self._pool.submit(self.load, self.items[i])
         self._next = None
         try:

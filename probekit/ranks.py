@@ -41,16 +41,21 @@ class Ranks:
         group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
         return cls(dist.get_rank(), dist.get_world_size(), group, started)
 
-    def leave(self) -> None:
-        """Every rank together, then end the process group if joining started it."""
+    def leave(self, finished: bool = True) -> None:
+        """Every rank together (when all finished: after an error a rank just exits, and torchrun stops the others),
+        then end the process group if joining started it."""
         if self.world > 1:
-            dist.barrier(group=self.group)
+            if finished:
+                dist.barrier(group=self.group)
             if self.started_group:
                 dist.destroy_process_group()
 
-    def mine(self, items: list) -> list[tuple[int, Any]]:
-        """(position, item) of the items this rank handles: every world-th one, from its rank on."""
-        return [(i, item) for i, item in enumerate(items) if i % self.world == self.rank]
+    def deal(self, items: list, work: list[int]) -> list[tuple[int, Any]]:
+        """(position, item) of the items this rank handles, in order: the positions in `work` (the costly ones)
+        dealt in turn, every world-th one from this rank's on; the others (cheap: read from a cache) to rank 0."""
+        costly = {p: n for n, p in enumerate(work)}
+        return [(i, item) for i, item in enumerate(items)
+                if (costly[i] % self.world == self.rank if i in costly else self.rank == 0)]
 
     def device(self, device: str) -> str:
         """A bare "cuda" becomes this process's GPU (``LOCAL_RANK``) when several ranks share a machine."""

@@ -191,10 +191,10 @@ def expected_lost(p: np.ndarray, confidence_level: float = 0.95) -> tuple[float,
 
 def risk(base, held, new, known=None, *, layer: int | None = None, predictor: Predictor | None = None,
          device: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Per held fact: question, entity, answer, relation, the probability that a fine-tune on `new` (∪ `known`)
-    forgets it, and the features behind it, ranked by probability. `held`, `new`, `known`: fact files (or lists of
-    Fact); `base`: a checkpoint folder, a cached repo id or "embedded". ``df.attrs``: expected_lost (Σ p, lo, hi),
-    layer, predictor (its label, fit and validation)."""
+    """Per held fact: fact (its position in `held`), question, entity, answer, relation, the probability that a
+    fine-tune on `new` (∪ `known`) forgets it, and the features behind it, ranked by probability. `held`, `new`,
+    `known`: fact files (or lists of Fact); `base`: a checkpoint folder, a cached repo id or "embedded".
+    ``df.attrs``: expected_lost (Σ p, lo, hi), layer, predictor (its label, fit and validation)."""
     from .entities import read_facts
     from .families import default_layer
     from .models import load_model
@@ -207,7 +207,8 @@ def risk(base, held, new, known=None, *, layer: int | None = None, predictor: Pr
     theta0 = theta0_pass(model, tokenizer, facts["held"], facts["new"], facts["known"], layer, progress)
     table = features(theta0.held, theta0.new, theta0.known, theta0.held_topk, facts["held"], facts["new"])
     p = predictor.probability(table)
-    df = pd.DataFrame({"question": [f.question for f in facts["held"]], "entity": [f.entity for f in facts["held"]],
+    df = pd.DataFrame({"fact": range(len(facts["held"])),  # its position in the held file
+                       "question": [f.question for f in facts["held"]], "entity": [f.entity for f in facts["held"]],
                        "answer": [f.answer for f in facts["held"]],
                        "relation": [f.relation for f in facts["held"]], "probability": p})
     df = pd.concat([df, table], axis=1).sort_values("probability", ascending=False, kind="stable")

@@ -1,7 +1,8 @@
 """A risk report scored against what a probed series actually lost: a user checks the prediction on their own run.
 
 ``check(report, probe_dir)`` joins the report (``probekit risk``'s table) with the series' per-fact outcomes
-(``probekit probe``'s ``outcomes.parquet`` and ``held_forgetting.json``) by question and answer. The predictor's
+(``probekit probe``'s ``outcomes.parquet`` and ``held_forgetting.json``) by each fact's position in the held file,
+checking that question and answer agree. The predictor's
 probability is conditional on the fact being answered at the peak (the study's forgetting: answered at the peak,
 not at the last checkpoint), so the facts scored are those the peak answered; among them it reports the AUC of
 the probability for the facts lost with its 95% interval, and the expected number lost (Σ p, with the central
@@ -39,10 +40,11 @@ def check(report: pd.DataFrame, probe_dir: str | Path) -> dict:
     from .risk import expected_lost
 
     truth = held_outcomes(probe_dir)
-    joined = report.merge(truth, on=["question", "answer"], how="inner", validate="one_to_one")
-    if len(joined) != len(report):
-        raise ProbekitError(f"{len(report) - len(joined)} of the report's {len(report)} held facts are not among "
-                            f"{probe_dir}'s held facts: give the --held file the series was probed with")
+    joined = report.merge(truth, on="fact", how="inner", suffixes=("", "_probed"))
+    same = (joined["question"] == joined["question_probed"]) & (joined["answer"] == joined["answer_probed"])
+    if len(joined) != len(report) or len(truth) != len(report) or not same.all():
+        raise ProbekitError(f"the report's {len(report)} held facts are not the {len(truth)} held facts {probe_dir} "
+                            "was probed with, in the same order: give the same --held file to both")
     scored = joined[joined["at_peak"]]
     p, lost = scored["probability"].to_numpy(float), scored["lost"].to_numpy(bool)
     auc = auc_ci(p[lost], p[~lost])

@@ -13,6 +13,7 @@ a gold answer with some held-out fact.
 """
 from __future__ import annotations
 
+import json
 import logging
 import platform
 from dataclasses import asdict
@@ -30,7 +31,7 @@ from .entities import Fact, fact_to_record
 from .errors import ProbekitError
 from .io import atomic_write, read_tensors, stable_hash, tensors_key, write_json, write_tensors
 from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtype
-from .outcomes import OUTCOME_KEYS, write_outcomes
+from .outcomes import outcomes_of, write_outcomes
 from .prefetch import OneAhead, to_device
 from .ranks import Ranks
 from .weights import check_weights
@@ -125,6 +126,11 @@ def read_states(probe_dir: str | Path, name: str, layer: int | None = None) -> d
     states = read_tensors(state_file(probe_dir, name))
     if states is None:
         raise ProbekitError(f"no cached probe states for {name} in {probe_dir} (was the run probed?)")
+    manifest = Path(probe_dir) / "probe.json"
+    if layer is not None and "layers" not in states and manifest.is_file():
+        probed = json.loads(manifest.read_text())["layer"]
+        if probed != layer:
+            raise ProbekitError(f"layer {layer} was not captured in {probe_dir} (it probed layer {probed})")
     return states if layer is None else at_layer(states, layer)
 
 
@@ -206,30 +212,41 @@ def probe_series(
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
     probe = SeriesProbe(series.base, held, unknown, new, out, config)  # the last check: nothing written before
+    manifest = {
+        "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
+        "base": str(series.base.resolve()), "layer": probe.layer, "layers": probe.drift.layers,
+        "config": asdict(config), "inputs": probe.inputs,
+        "sizes": {"held": len(held), "unknown": len(unknown or []), "new": len(new or []),
+                  "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
+        "checkpoints": [str(c.path) for c in usable], "versions": _versions(),
+    }
     ranks = Ranks.join()
+    finished = False
     try:
         probe.device = ranks.device(probe.device)
-        if ranks.rank == 0:
-            write_json(out / "probe.json", {
-                "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
-                "base": str(series.base.resolve()), "layer": probe.layer, "layers": probe.drift.layers,
-                "config": asdict(config), "inputs": probe.inputs,
-                "sizes": {"held": len(held), "unknown": len(unknown or []), "new": len(new or []),
-                          "pairs": 0 if probe.pairs is None else len(probe.pairs), "ns_sample": len(probe.ns_rows)},
-                "checkpoints": [str(c.path) for c in usable], "versions": _versions(), "ranks": ranks.world,
-            })
-        return _probe_all(probe, series, usable, ranks, progress)
+        table = _probe_all(probe, series, usable, ranks, progress, {**manifest, "ranks": ranks.world})
+        finished = True
+        return table
     finally:
-        ranks.leave()
+        ranks.leave(finished)
 
 
 def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], ranks: Ranks,
-               progress: bool) -> pd.DataFrame:
-    """θ0 once (on rank 0, shared), this rank's share of the checkpoints, then every rank's results merged in
-    series order; rank 0 writes the table (one process: after every checkpoint, so an interrupted run leaves one)
-    and, with ``accuracy``, the per-fact outcomes, ΔD_Held and the facts lost (probekit.outcomes)."""
-    probe._base_states = ranks.share(probe.base_states)
-    mine = ranks.mine(checkpoints)
+               progress: bool, manifest: dict) -> pd.DataFrame:
+    """On rank 0: probe.json, θ0's states and which checkpoints still need capturing, shared with every rank; each
+    rank's share of the checkpoints; then every rank's results merged in series order. Rank 0 writes the table
+    (one process: after every checkpoint, so an interrupted run leaves one) and, with ``accuracy``, the per-fact
+    outcomes, ΔD_Held and the facts lost (probekit.outcomes)."""
+    base_path = series.base.resolve()
+
+    def start() -> tuple[dict, list[int]]:
+        write_json(probe.out / "probe.json", manifest)
+        todo = [i for i, c in enumerate(checkpoints)
+                if c.path.resolve() != base_path and not probe.is_cached(c.name, c.path)]
+        return probe.base_states(), todo  # the plan fixed before any rank writes a checkpoint's states
+
+    probe._base_states, todo = ranks.share(start)
+    mine = ranks.deal(checkpoints, todo)
     write = ranks.world == 1
     parts = ranks.gather(lambda: _probe_mine(probe, series, mine, write, progress, ranks))
     done = sorted((p for part in parts for p in part), key=lambda p: p[0])  # series order
@@ -241,15 +258,11 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
     if probe.config.accuracy:
         names = ["θ0", *(c.name for _, c, _, _ in done)]
         indices = [0, *(c.index for _, c, _, _ in done)]
-        got = [_outcomes(probe.base_states()), *(o for _, _, _, o in done)]
+        got = [outcomes_of(probe.base_states()), *(o for _, _, _, o in done)]
         facts = {"held": probe.held, "unknown": probe.unknown, "new": probe.new}
         table.attrs["held_forgetting"] = write_outcomes(probe.out if ranks.rank == 0 else None, series.run, names,
                                                         indices, got, facts)
     return table
-
-
-def _outcomes(states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in states.items() if k in OUTCOME_KEYS.values()}
 
 
 def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], write: bool,
@@ -278,7 +291,7 @@ def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkp
                 continue
             rows = [[series.run, str(ckpt.path), ckpt.name, ckpt.kind, ckpt.index, layer, metric, value]
                     for layer, metric, value in probe.layer_metrics(s)]
-            done.append((pos, ckpt, rows, _outcomes(s)))
+            done.append((pos, ckpt, rows, outcomes_of(s)))
             if write:
                 write_table(pd.DataFrame([row for d in done for row in d[2]], columns=COLUMNS), probe.out)
     return done

@@ -15,6 +15,10 @@ from probekit.series import ProbeConfig, probe_series, read_states
 from .conftest import tiny_model
 
 
+def value_keys(probe_dir):
+    return read_states(probe_dir, "epoch-002").keys()
+
+
 def _series(tiny_series, out, **config):
     tmp, run, base, held, unk = tiny_series
     return probe_series(run, held=read_facts(held), unknown=read_facts(unk), out=tmp / out,
@@ -35,6 +39,9 @@ def test_all_layers_in_one_pass_equal_one_probe_per_layer(tiny_series):
     assert stacked["layers"].tolist() == [1, 2, 3, 4] and stacked["held_states"].shape[0] == 4
     for key, value in read_states(tmp / "layer-3", "epoch-002").items():
         torch.testing.assert_close(read_states(tmp / "all", "epoch-002", layer=3)[key], value)
+    assert read_states(tmp / "layer-3", "epoch-002", layer=3).keys() == value_keys(tmp / "layer-3")
+    with pytest.raises(ProbekitError, match="it probed layer 3"):
+        read_states(tmp / "layer-3", "epoch-002", layer=2)
 
 
 def test_layers_from_the_command_line_and_their_errors(tiny_series, capsys):

@@ -171,10 +171,10 @@ def test_a_report_is_checked_against_what_a_probed_series_lost(tmp_path):
     assert summary["delta_pp"][0] == pytest.approx(100 * (7 / 8 - 3 / 8))
     assert list(pd.read_csv(tmp_path / "lost.csv")["fact"]) == [3, 4, 5, 6]
     p = [0.1, 0.1, 0.2, 0.9, 0.8, 0.7, 0.6, 0.99]  # fact 7 was never answered: it is not scored
-    report = pd.DataFrame({"question": [f.question for f in held], "answer": [f.answer for f in held],
+    report = pd.DataFrame({"fact": range(8), "question": [f.question for f in held], "answer": [f.answer for f in held],
                            "probability": p}).iloc[::-1]
     result = check(report, tmp_path)
     assert result["answered_at_peak"] == 7 and result["observed_lost"] == 4
     assert result["auc"][0] == 1.0 and result["expected_lost"][0] == pytest.approx(sum(p[:7]))
-    with pytest.raises(ProbekitError, match="not among"):
+    with pytest.raises(ProbekitError, match="same --held file"):
         check(report.assign(question="elsewhere?"), tmp_path)

@@ -83,3 +83,14 @@ def test_a_rank_with_nothing_to_do_and_a_failing_rank(tiny_series):
     assert proc.returncode != 0
     assert f"probekit: error: rank 1 failed: cannot load the weights in {tmp / 'wrong'}" in log, log
 
+
+
+def test_the_costly_checkpoints_are_dealt_in_turn_and_the_cached_ones_read_by_rank_0():
+    from probekit.ranks import Ranks
+
+    items = list("abcdefg")
+    work = [1, 2, 4, 6]  # b, c, e, g still need capturing; a, d, f are cached
+    shares = [Ranks(rank=r, world=2).deal(items, work) for r in (0, 1)]
+    assert shares[0] == [(0, "a"), (1, "b"), (3, "d"), (4, "e"), (5, "f")]
+    assert shares[1] == [(2, "c"), (6, "g")]
+    assert Ranks().deal(items, work) == list(enumerate(items))

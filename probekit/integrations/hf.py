@@ -3,7 +3,9 @@
 ``DriftCallback(held, unknown, new, layer, every, out)`` captures θ0 once when training begins (before any
 step; no checkpoint is written), then at every epoch end (``every="epoch"``) or every N optimizer steps
 (``every=N``) captures the current model (eval mode, no grad, then back to train mode) and computes RD, NS, MTD,
-Rank-ρ, NTR and JSD against θ0 exactly as ``probekit probe`` does. Each measurement is
+Rank-ρ, NTR and JSD against θ0 exactly as ``probekit probe`` does, and (unless ``accuracy=False``) the greedy
+exact match of every fact set (``accuracy_held``, ...: one greedy decode of each fact per measurement). Each
+measurement is
 
 - logged as ``drift/<metric>`` through ``trainer.log`` when the callback is attached with ``attach(trainer)``,
   so every reporter (TensorBoard, W&B, ...) receives it; given only as ``callbacks=[...]``, a callback cannot
@@ -43,7 +45,7 @@ class DriftCallback(TrainerCallback):
     the middle layer. every: "epoch" or a number of optimizer steps. out: a folder for probes.csv / .parquet.
     tokenizer: default the Trainer's ``processing_class``. base_model: θ0 when it is not the model as training
     begins (a resumed run): a model or what ``probekit.load_causal_lm`` loads. `settings`: other ``ProbeConfig``
-    fields (ns_sample, max_pairs, seed, jsd_log_base, prompt_format, batch_size).
+    fields (ns_sample, max_pairs, seed, jsd_log_base, prompt_format, batch_size, layers, accuracy).
     """
 
     def __init__(self, held, unknown=None, new=None, layer: int | None = None, every: str | int = "epoch",
