@@ -147,6 +147,6 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
         print(f"== run: {run.label} → {folder.path}", flush=True)
         start = time.perf_counter()
         records = Trainer(RunConfig(out=str(folder.path), **run.config)).run()
-        print(f"== run: {run.label} took {time.perf_counter() - start:.0f} s (training, and per epoch the evaluation "
-              "of every fact set and the probe)", flush=True)
+        print(f"== trained {run.label} in {time.perf_counter() - start:.0f} s (with each epoch's evaluation of every "
+              "fact set and probe)", flush=True)
     return Trained(run, folder, records)
