@@ -144,6 +144,10 @@ def _risk(args) -> None:
     from .risk import Predictor, risk, validation_notes, write_report
 
     inputs = from_namespace(RiskInputs, args)
+    if inputs.validate:
+        from .risk_check import held_outcomes
+
+        held_outcomes(inputs.validate)  # a folder without outcomes is refused before the model runs
     predictor = Predictor.load(inputs.predictor)
     df = risk(inputs.base, inputs.held, inputs.new, inputs.known, layer=inputs.layer, predictor=predictor,
               device=inputs.device)

@@ -142,6 +142,10 @@ def test_cli_writes_the_ranked_report(tiny_base, tmp_path, capsys):
     report = (tmp_path / "risk" / "risk.md").read_text()
     assert f"Expected number lost: {df['probability'].sum():.1f}" in report
     assert "expected number lost" in capsys.readouterr().out
+    assert main(["risk", "--base", str(tiny_base), "--held", str(held), "--new", str(new), "--out",
+                 str(tmp_path / "risk"), "--validate", str(tmp_path / "risk")]) == 2  # not a probe folder
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no per-fact outcomes" in err[0]
 
 
 @pytest.mark.parametrize("bad", ["missing", "empty"])
