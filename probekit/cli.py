@@ -71,7 +71,8 @@ class ProbeInputs:
 class PlotSettings:
     """What `probekit plot` draws and where."""
 
-    metric: list[str] = option(default_factory=lambda: ["RD"], help="RD, NS, MTD, Rank-rho, NTR and/or JSD")
+    metric: list[str] = option(default_factory=lambda: ["RD"], help="RD, NS, MTD, Rank-rho, NTR, JSD, accuracy_held, "
+                                                                     "accuracy_unknown and/or accuracy_new")
     out: str = option("figures/probe", "output path without suffix (writes .png and .pdf)")
     heatmap: bool = option(False, "draw the metric over layer × checkpoint (a table probed with --layers)")
 

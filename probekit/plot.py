@@ -19,6 +19,9 @@ LABELS = {
     "Rank-rho": "Output-distribution drift (Rank-ρ)",
     "NTR": "Neighbourhood token ratio (NTR)",
     "JSD": "Jensen–Shannon divergence (JSD)",
+    "accuracy_held": "D_Held accuracy (greedy exact match)",
+    "accuracy_unknown": "D_Unk accuracy (greedy exact match)",
+    "accuracy_new": "New facts' accuracy (greedy exact match)",
 }
 
 
