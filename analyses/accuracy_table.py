@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import comparison_lines
-from .frames import estimate
+from .frames import run_interval
 from .outputs import interval_columns, save_csv, save_table
 from .skeleton import Analysis, standard_plan
 
@@ -16,7 +16,7 @@ def last_cells(t) -> dict:
     """A row's cells: the run's last-epoch accuracy on each column's split with its interval."""
     cells = {}
     for column, split in COLUMNS.items():
-        cells.update(interval_columns(column, estimate(t, "last", split)))
+        cells.update(interval_columns(column, run_interval(t, "last", split)))
     return cells
 
 

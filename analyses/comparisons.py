@@ -24,7 +24,7 @@ import numpy as np
 from probekit import stats
 from probekit.pooled import Pooled, pooled_mean
 
-from .estimate import dev_questions
+from .wall_time import dev_questions
 from .frames import outcomes
 from .profiles import Profile
 from .runs import Trained

@@ -1,5 +1,5 @@
 """What ``--dry-run`` prints: every planned run with its seed and sizes, how far it has trained under the runs
-folder, a wall-time estimate on the 2-core CPU (``analyses.estimate``) from scratch and for what is left, and the
+folder, a wall-time estimate on the 2-core CPU (``analyses.wall_time``) from scratch and for what is left, and the
 smallest ΔD_Held difference the planned D_Held detects."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from training.config import EVAL_SETS
 
 from .comparisons import held_size, power_line
-from .estimate import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
+from .wall_time import TOKENS_PER_FACT, base_eval_seconds, dev_questions, eval_facts, run_seconds, slick_seconds
 from .data import slick_asked_share
 from .profiles import Profile, model_label
 from .runs import Run, run_folder
@@ -53,7 +53,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
     base = {b: base_eval_seconds(b[0], n, profile.precision) for b, n in base_facts.items()}
     total = sum(slick.values()) + sum(base.values()) + seconds
-    print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.estimate): SLiCK ≈ "
+    print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.wall_time): SLiCK ≈ "
           f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "
           f"{len(runs)} runs ≈ {seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
     if runs_dir is not None:

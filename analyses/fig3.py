@@ -7,7 +7,7 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 """
 from __future__ import annotations
 
-from .frames import estimate, forgetting, seed_mean
+from .frames import run_interval, forgetting, seed_mean
 from .outputs import interval_cell
 from .panels import run_panel_figure
 from .runs import STUDY_CONDITIONS
@@ -17,7 +17,7 @@ LABELS = STUDY_CONDITIONS
 
 
 def summary(t) -> str:
-    unknown = estimate(t, "last", "unknown")
+    unknown = run_interval(t, "last", "unknown")
     return (f"{t.label}: D_Held forgetting {seed_mean(t, forgetting):.1f} pp, D_Unk at the end "
             f"{interval_cell(unknown.value, unknown.lo, unknown.hi) or 'nan'}")
 

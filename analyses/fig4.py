@@ -17,7 +17,7 @@ import pandas as pd
 from probekit.config import option
 
 from .comparisons import comparison_lines
-from .frames import estimate
+from .frames import run_interval
 from .outputs import band_of, interval_columns, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import synthetic_profile
@@ -65,9 +65,10 @@ def plot(df: pd.DataFrame, note: str):
 
 def render(ctx, trained) -> pd.DataFrame:
     runs = dict(zip(cells(ctx.options.scales), trained))
-    df = pd.DataFrame([{"keys": key, "n_synthetic": n, **interval_columns("forgetting_pp", estimate(t, "forgetting")),
-                        **interval_columns("D_Unk_last", estimate(t, "last", "unknown")),
-                        **interval_columns("D_Known_last", estimate(t, "last", "known"))}
+    df = pd.DataFrame([{"keys": key, "n_synthetic": n,
+                        **interval_columns("forgetting_pp", run_interval(t, "forgetting")),
+                        **interval_columns("D_Unk_last", run_interval(t, "last", "unknown")),
+                        **interval_columns("D_Known_last", run_interval(t, "last", "known"))}
                        for (key, n), t in runs.items()])
     write_outputs(plot(df, ctx.caption()), df, NAME, ctx.figures_dir, ctx.seconds())
     print(df.to_string(index=False, float_format="{:.3f}".format))

@@ -1,6 +1,6 @@
 """Per-epoch records (metrics.jsonl) → the tables behind the figures, and the forgetting measures read from them.
 
-A table of a trained run (``run_accuracy``, ``split_accuracy``, ``estimate``) averages its training seeds
+A table of a trained run (``run_accuracy``, ``split_accuracy``, ``run_interval``) averages its training seeds
 (``Trained.replicates``; one seed: the records' numbers as they are) and carries the 95% interval of each number in
 `lo` / `hi`: bootstrap over seeds, then over facts, one fact resample for every epoch (``probekit.stats``), so a
 curve's band and a run's ΔD_Held (peak → last, the peak found inside each resample) share their resamples.
@@ -99,7 +99,7 @@ def seed_mean(t: Trained, value: Callable[[list[dict]], float | None]) -> float 
     return float(np.mean(values))
 
 
-def estimate(t: Trained, statistic: str, split: str = "held") -> stats.Estimate:
+def run_interval(t: Trained, statistic: str, split: str = "held") -> stats.Estimate:
     """The run's last-epoch accuracy ("last") or forgetting in pp ("forgetting") on `split`: the records' number
     (mean over seeds) with its 95% interval over seeds and facts (lo = hi = NaN where `split` is not evaluated)."""
     of_records = {"last": lambda records: last_accuracy(records, split),

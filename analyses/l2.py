@@ -18,7 +18,7 @@ from training.config import RunConfig
 from training.lambda_match import LambdaMatch, l2_lambda
 
 from .comparisons import comparison_lines, forgetting_lines
-from .frames import estimate, split_accuracy
+from .frames import run_interval, split_accuracy
 from .outputs import interval_columns, save_table, write_outputs
 from .plots import split_panels
 from .profiles import PROFILES, synthetic_profile
@@ -66,9 +66,9 @@ def render(ctx, trained: list[Trained]) -> pd.DataFrame:
     write_outputs(split_panels(df, SPLITS, note=ctx.caption(note)), df, NAME, ctx.figures_dir, ctx.seconds())
     lams = {sft.label: "—", sd.label: f"{match.lam_sd:.3g}", l2.label: f"{match.lam:.3g}"}
     table = pd.DataFrame([{"condition": t.label, "λ": lams[t.label],
-                           **interval_columns("D_Unk (last)", estimate(t, "last", "unknown")),
-                           **interval_columns("D_Held (last)", estimate(t, "last", "held")),
-                           **interval_columns("ΔD_Held (pp)", estimate(t, "forgetting"))} for t in trained])
+                           **interval_columns("D_Unk (last)", run_interval(t, "last", "unknown")),
+                           **interval_columns("D_Held (last)", run_interval(t, "last", "held")),
+                           **interval_columns("ΔD_Held (pp)", run_interval(t, "forgetting"))} for t in trained])
     notes = [match.summary(), *forgetting_lines(trained), *comparison_lines([(l2, sd)]),
              *comparison_lines([(l2, sd)], "last", "unknown"), STUDY]
     save_table(table, NAME, ctx.figures_dir, f"SFT vs self-distillation vs ℓ2 toward θ_{profile.snapshot_epoch} — "

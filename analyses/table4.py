@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import comparison_lines
-from .frames import estimate
+from .frames import run_interval
 from .outputs import interval_columns, save_csv, save_table
 from .profiles import synthetic_profile
 from .runs import Run, run_config
@@ -33,9 +33,9 @@ def plan(ctx, data) -> list[Run]:
 def render(ctx, trained) -> pd.DataFrame:
     runs = dict(zip(CELLS, trained))
     table = pd.DataFrame([{"key type": k, "value type": v,
-                           **interval_columns("ΔD_Held (pp)", estimate(t, "forgetting")),
-                           **interval_columns("D_Unk", estimate(t, "last", "unknown")),
-                           **interval_columns("D_Known", estimate(t, "last", "known"))}
+                           **interval_columns("ΔD_Held (pp)", run_interval(t, "forgetting")),
+                           **interval_columns("D_Unk", run_interval(t, "last", "unknown")),
+                           **interval_columns("D_Known", run_interval(t, "last", "known"))}
                           for (k, v), t in runs.items()])
     save_csv(table, NAME, ctx.figures_dir)
     title = f"Key type × value type, {ctx.profile.synthetic} facts — {ctx.caption()}"

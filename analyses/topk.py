@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import forgetting_lines
-from .frames import estimate, split_accuracy
+from .frames import run_interval, split_accuracy
 from .outputs import interval_columns, save_table, write_outputs
 from .plots import split_panels
 from .profiles import synthetic_profile
@@ -40,9 +40,9 @@ def render(ctx, trained):
     note = ctx.caption(f"{ctx.profile.synthetic} semantic-key synthetic facts")
     write_outputs(split_panels(df, SPLITS, note=note), df, NAME, ctx.figures_dir, ctx.seconds())
     table = pd.DataFrame([{"condition": t.label,
-                           **interval_columns("D_Unk (last)", estimate(t, "last", "unknown")),
-                           **interval_columns("D_Held (last)", estimate(t, "last", "held")),
-                           **interval_columns("ΔD_Held (pp)", estimate(t, "forgetting"))} for t in trained])
+                           **interval_columns("D_Unk (last)", run_interval(t, "last", "unknown")),
+                           **interval_columns("D_Held (last)", run_interval(t, "last", "held")),
+                           **interval_columns("ΔD_Held (pp)", run_interval(t, "forgetting"))} for t in trained])
     save_table(table, NAME, ctx.figures_dir, f"Distillation variants — {note}", forgetting_lines(trained))
     return df
 

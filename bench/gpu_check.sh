@@ -6,7 +6,7 @@
 # --layers all, two ranks sharing the GPU); then the whole pipeline once with the embedded SmolLM2-135M at paper
 # settings, sizes cut to fit (SLiCK -> splits -> the three fig5 runs with the per-epoch probe -> the figure), and
 # the evaluation bench on that
-# pipeline's runs; last, an estimate of the paper profile's wall time on the card (bench/estimate.py says how).
+# pipeline's runs; last, an estimate of the paper profile's wall time on the card (bench/paper_wall_time.py says how).
 # Results go under $OUT (default ./out): the benches' JSON, estimate.json, pipeline.tar.gz (figure, CSV, run
 # records) and log.txt. A bench that fails or runs past its time limit is logged and the rest still run; the exit
 # status is the number of steps that failed.
@@ -83,6 +83,6 @@ fi
 (cd "$WORK" && tar czf - figures $(find runs \( -path "*/checkpoints" -o -path "*/state" \) -prune -o \( -name "*.json" \
   -o -name "*.jsonl" -o -name "*.csv" \) -print 2>/dev/null)) > "$OUT/pipeline.tar.gz" 2>/dev/null
 [ -f "$OUT/train_bench.json" ] && [ -f "$OUT/probe_bench.json" ] && [ -f "$OUT/slick_bench.json" ] &&
-  step estimate 30 $PY bench/estimate.py "$OUT"
+  step estimate 30 $PY bench/paper_wall_time.py "$OUT"
 echo "=== $FAILED step(s) failed" | tee -a "$LOG"
 exit "$FAILED"

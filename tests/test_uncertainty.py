@@ -90,7 +90,7 @@ def _trained(label, per_seed, tmp_path):
 
 
 def test_accuracy_tables_carry_intervals_over_seeds(tmp_path):
-    from analyses.frames import estimate, run_accuracy
+    from analyses.frames import run_accuracy, run_interval
 
     one = _trained("SFT", [["1111", "1100"]], tmp_path)
     df = run_accuracy(one)
@@ -102,7 +102,7 @@ def test_accuracy_tables_carry_intervals_over_seeds(tmp_path):
     df = run_accuracy(two)
     assert df["accuracy"].tolist() == [1.0, 0.625]
     assert (df["lo"] <= df["accuracy"]).all() and (df["accuracy"] <= df["hi"]).all()
-    f = estimate(two, "forgetting")
+    f = run_interval(two, "forgetting")
     assert f.value == pytest.approx(37.5) and f.lo <= f.value <= f.hi
 
 

@@ -1,6 +1,6 @@
 """The paper profile's wall time on the card the benches ran on, from their measured throughputs (gpu_check.sh).
 
-    python bench/estimate.py OUT_DIR        # reads train_bench.json, probe_bench.json, slick_bench.json there
+    python bench/paper_wall_time.py OUT_DIR        # reads train_bench.json, probe_bench.json, slick_bench.json there
 
 Assumptions (the paper profile; change them here): 16,000 training facts (8,000 D_Known + 8,000 D_Unk) of ≈ 24
 tokens each, 20 epochs per run; six runs: sft, freeze and l2 at the SFT step's cost, top-k and random-k at the top-k

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analyses import estimate
+from analyses import wall_time
 from analyses.profiles import PROFILES
 from probekit.models import load_causal_lm
 
@@ -19,49 +19,49 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_run_seconds_is_training_evaluation_and_probe_at_the_measured_rates():
     profile = PROFILES["standard"]
-    rates = estimate.CPU
+    rates = wall_time.CPU
     sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
-    expected = (5 * 1000 * estimate.TOKENS_PER_FACT / rates.train_tokens_per_s["sft"]
+    expected = (5 * 1000 * wall_time.TOKENS_PER_FACT / rates.train_tokens_per_s["sft"]
                 + 5 * 2000 / rates.eval_facts_per_s + 6 * 2 * 300 / rates.probe_prompts_per_s)
-    assert estimate.run_seconds(sft, 1000, 2000, 300, profile) == pytest.approx(expected)
+    assert wall_time.run_seconds(sft, 1000, 2000, 300, profile) == pytest.approx(expected)
     # self-distillation: its snapshot epoch trains on D_Known at SFT's rate, the others at distillation's
     sd = dict(sft, condition="self_distill", variant="full", snapshot_epoch=1, probe=False)
     expected = ((4 * 1000 / rates.train_tokens_per_s["full"] + 1 * profile.known_size / rates.train_tokens_per_s["sft"])
-                * estimate.TOKENS_PER_FACT + 5 * 2000 / rates.eval_facts_per_s)
-    assert estimate.run_seconds(sd, 1000, 2000, 300, profile) == pytest.approx(expected)
+                * wall_time.TOKENS_PER_FACT + 5 * 2000 / rates.eval_facts_per_s)
+    assert wall_time.run_seconds(sd, 1000, 2000, 300, profile) == pytest.approx(expected)
     # a model twice the size takes twice as long
     gemma = dict(sft, model="gemma3-270m")
-    ratio = estimate.KNOWN_PARAMS["gemma3-270m"] / estimate.REFERENCE_PARAMS
-    assert estimate.run_seconds(gemma, 1000, 2000, 300, profile) == pytest.approx(
-        ratio * estimate.run_seconds(sft, 1000, 2000, 300, profile))
+    ratio = wall_time.KNOWN_PARAMS["gemma3-270m"] / wall_time.REFERENCE_PARAMS
+    assert wall_time.run_seconds(gemma, 1000, 2000, 300, profile) == pytest.approx(
+        ratio * wall_time.run_seconds(sft, 1000, 2000, 300, profile))
 
 
 def test_parameters_are_read_from_safetensors_headers(tmp_path):
     data = make_data(tmp_path)
     model = load_causal_lm(data["model"])
     stored = {id(p): p.numel() for p in model.parameters()}  # tied weights count once, as in the file
-    assert estimate.parameters(data["model"]) == pytest.approx(sum(stored.values()), rel=0.05)
+    assert wall_time.parameters(data["model"]) == pytest.approx(sum(stored.values()), rel=0.05)
 
 
 def test_slick_is_costed_per_question_run_and_sample():
     profile = PROFILES["standard"]
-    train = sum(min(len(estimate.entityquestions.load_relation(r, "train")), 1500) for r in profile.relations)
-    prompts = (train + 3530) * 4 * (1 + estimate.NO_GREEDY_HIT_SHARE)
-    assert estimate.slick_seconds(profile) == pytest.approx(prompts / estimate.CPU.slick_prompts_per_s["independent"])
-    assert estimate.slick_seconds(PROFILES["micro"]) == 0.0
+    train = sum(min(len(wall_time.entityquestions.load_relation(r, "train")), 1500) for r in profile.relations)
+    prompts = (train + 3530) * 4 * (1 + wall_time.NO_GREEDY_HIT_SHARE)
+    assert wall_time.slick_seconds(profile) == pytest.approx(prompts / wall_time.CPU.slick_prompts_per_s["independent"])
+    assert wall_time.slick_seconds(PROFILES["micro"]) == 0.0
 
 
 def test_bf16_mixed_is_costed_at_the_bf16_rates():
     profile = PROFILES["standard"]
     sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
-    bf16 = estimate.CPU_BF16
-    expected = (5 * 1000 * estimate.TOKENS_PER_FACT / bf16.train_tokens_per_s["sft"]
+    bf16 = wall_time.CPU_BF16
+    expected = (5 * 1000 * wall_time.TOKENS_PER_FACT / bf16.train_tokens_per_s["sft"]
                 + 5 * 2000 / bf16.eval_facts_per_s + 6 * 2 * 300 / bf16.probe_prompts_per_s)
-    assert estimate.run_seconds(dict(sft, precision="bf16-mixed"), 1000, 2000, 300, profile) == pytest.approx(expected)
-    fp32 = estimate.slick_seconds(profile)
-    assert estimate.slick_seconds(replace(profile, precision="bf16-mixed")) == pytest.approx(
-        fp32 / estimate.BF16_SPEEDUP["slick"])
-    assert estimate.rates("auto") is estimate.rates(None) is estimate.CPU  # auto is fp32 on the CPU
+    assert wall_time.run_seconds(dict(sft, precision="bf16-mixed"), 1000, 2000, 300, profile) == pytest.approx(expected)
+    fp32 = wall_time.slick_seconds(profile)
+    assert wall_time.slick_seconds(replace(profile, precision="bf16-mixed")) == pytest.approx(
+        fp32 / wall_time.BF16_SPEEDUP["slick"])
+    assert wall_time.rates("auto") is wall_time.rates(None) is wall_time.CPU  # auto is fp32 on the CPU
 
 
 @pytest.mark.slow
