@@ -248,7 +248,7 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
     probe._base_states, todo = ranks.share(start)
     mine = ranks.deal(checkpoints, todo)
     write = ranks.world == 1
-    parts = ranks.gather(lambda: _probe_mine(probe, series, mine, write, progress, ranks))
+    parts = ranks.gather(lambda: _probe_mine(probe, series, mine, set(todo), write, progress, ranks))
     done = sorted((p for part in parts for p in part), key=lambda p: p[0])  # series order
     if not done:
         raise ProbekitError("no checkpoint was probed: every one was skipped as broken (see the warnings above)")
@@ -265,13 +265,13 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
     return table
 
 
-def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], write: bool,
-                progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
+def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], todo: set[int],
+                write: bool, progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
     """(position, checkpoint, its table rows, its per-fact outcomes) for the checkpoints `mine` (position in the
-    series, checkpoint); the next checkpoint to capture is loaded while the current one is (``overlap_loads``;
-    unset: on a GPU)."""
+    series, checkpoint); those at the positions in `todo` are captured (the others are θ0 or cached), the next one
+    loaded while the current one is (``overlap_loads``; unset: on a GPU)."""
     base_path = series.base.resolve()
-    to_load = [(pos, c) for pos, c in mine if c.path.resolve() != base_path and not probe.is_cached(c.name, c.path)]
+    to_load = [(pos, c) for pos, c in mine if pos in todo]
     which = {pos: i for i, (pos, _) in enumerate(to_load)}
     desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
     done = []
