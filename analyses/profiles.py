@@ -46,10 +46,10 @@ class Profile:
     slick: SlickConfig = nested(SlickConfig, "SLiCK", prefix="slick_", inherit=("seed",))
     train_questions: int | None = option(None, "train questions per relation given to SLiCK (None: all)")
     dev_questions: int | None = option(None, "dev questions per relation given to SLiCK (None: all)")
-    splits: SplitConfig = nested(SplitConfig, "the splits", inherit=("seed",), exclude=("mix",))
+    splits: SplitConfig = nested(SplitConfig, inherit=("seed",), exclude=("mix",))
     synthetic: int = option(10_000, "synthetic P17 facts in the §5 setting")
-    run: RunSettings = nested(RunSettings, "every run's optimisation settings")
-    probe: ProbeSettings = nested(ProbeSettings, "the probe")
+    run: RunSettings = nested(RunSettings)
+    probe: ProbeSettings = nested(ProbeSettings)
     seed: int = option(0, "seed of SLiCK, the splits, the synthetic facts and training")
     seeds: list[int] = option(help="training seeds: every run once per seed, the data staying those of --seed "
                               "(none given: --seed alone)", default_factory=list)

@@ -42,8 +42,8 @@ def runtime_fields(cls) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("runtime"))
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = ()
-                  ) -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: tuple[str, ...] = (),
+                  label: str = "") -> argparse.ArgumentParser:
     """Add the flags of settings class `cls` to an existing parser (a subcommand's, say), its sections' flags too
     (with their prefixes): the dashed spelling shown first (both work), a boolean flag's optional value shown as
     true|false."""
@@ -52,12 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", skip: 
             continue
         if prefix:
             _prefix(action, prefix)
+        if label and action.help:
+            action.help = f"{label}: {action.help}"
         action.option_strings.sort(key=lambda s: "_" in s)
         if (action.nargs == "?" and action.const is True) or getattr(action.type, "__name__", "") == "string_to_bool":
             action.metavar = "true|false"  # a flag, or an optional boolean whose unset value means "automatic"
         parser._add_action(action)
     for f in _sections(cls):
-        add_arguments(parser, f.metadata[_SECTION], prefix + f.metadata["prefix"], _skipped(f))
+        add_arguments(parser, f.metadata[_SECTION], prefix + f.metadata["prefix"], _skipped(f),
+                      ": ".join(x for x in (label, f.metadata["label"]) if x))
     return parser
 
 
@@ -87,12 +90,13 @@ def declared(cls, name: str) -> Any:
     return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
-def nested(cls, help: str = "", *, prefix: str = "", inherit: tuple[str, ...] = (),
+def nested(cls, label: str = "", *, prefix: str = "", inherit: tuple[str, ...] = (),
            exclude: tuple[str, ...] = ()) -> Any:
     """A field holding a settings section, an instance of `cls`: its flags are the section's with `prefix` (prefix
-    "slick_": ``--slick-runs``); the names in `inherit` are no flags but take the parent's value of the same name
-    (the profile's one seed); those in `exclude` are no flags and keep the section's default."""
-    meta = {_SECTION: cls, "prefix": prefix, "inherit": tuple(inherit), "exclude": tuple(exclude), "help": help}
+    "slick_": ``--slick-runs``) and `label` before their help ("SLiCK: ..."); the names in `inherit` are no flags
+    but take the parent's value of the same name (the profile's one seed); those in `exclude` are no flags and keep
+    the section's default."""
+    meta = {_SECTION: cls, "prefix": prefix, "inherit": tuple(inherit), "exclude": tuple(exclude), "label": label}
     return dataclasses.field(default_factory=cls, metadata=meta)
 
 
@@ -186,7 +190,7 @@ def _parser_class():
 
 
 _SECTION = "section"
-_OURS = ("runtime", _SECTION, "prefix", "inherit", "exclude")
+_OURS = ("runtime", _SECTION, "prefix", "inherit", "exclude", "label")
 
 
 def read_toml(path: str | Path, cls=None) -> dict:

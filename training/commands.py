@@ -28,7 +28,7 @@ class SlickCommand:
     device: str | None = declared(RunConfig, "device")
     data: str | None = option(None, DATA_HELP)
     out: str = option("data/slick", "folder for <relation>.<split>.jsonl (resumable)")
-    slick: SlickConfig = nested(SlickConfig, "the knowledge test")
+    slick: SlickConfig = nested(SlickConfig)
 
     def relation_ids(self) -> list[str]:
         """The relations, comma-separated ids split."""
@@ -41,7 +41,7 @@ class SplitsCommand:
 
     slick: str = option(help="folder with SLiCK results for train and dev")
     out: str = option(help="folder for the split JSONL files and manifest.json")
-    splits: SplitConfig = nested(SplitConfig, "the splits' sizes, filter and seed")
+    splits: SplitConfig = nested(SplitConfig)
 
 
 @dataclass
