@@ -45,7 +45,7 @@ def plan(ctx, data) -> list[Run]:
     splits, semantic = data.splits(profile), data.synthetic(profile, "semantic")
     size = profile.splits.known_size + profile.synthetic
     rc = lambda **kw: run_config(profile, splits, unknown=semantic, probe=True, **kw)  # noqa: E731
-    sft = Run("SFT", rc(condition="sft", snapshot_epoch=PROFILES[profile.name].snapshot_epoch), train_size=size)
+    sft = Run("SFT", rc(condition="sft", snapshot_epoch=PROFILES[profile.name].run.snapshot_epoch), train_size=size)
     sd = Run("Self-distillation", rc(condition="self_distill", variant="full"), train_size=size)
     lam = None if ctx.dry_run else _match(with_seed(sd, training_seeds(profile)[0]), ctx.runs_dir).lam
     return [sft, sd, Run("L2 to snapshot", rc(condition="l2", lam=lam), train_size=size)]
