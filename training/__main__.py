@@ -5,9 +5,11 @@
     python -m training synthetic --n 10000 --keys semantic --values real --out data/synthetic.jsonl
     python -m training run --known d/known.jsonl --unknown d/unknown.jsonl --held d/held.jsonl --out runs/sft
 
-Every subcommand's flags are the fields of a settings dataclass (``--help`` shows their meaning and defaults);
-``run --config run.toml`` reads RunConfig fields from TOML, and flags override them. Errors a user can cause print
-one line and exit with status 2.
+Every subcommand's flags are the fields of a settings dataclass (``training.commands``; run's: ``RunConfig``), the
+SLiCK and split settings those of ``SlickConfig`` and ``SplitConfig``, which the analyses' profiles nest too
+(``--help`` shows their meaning and defaults); ``slick --preset gekhman`` gives the SLiCK flags that preset's
+defaults; ``run --config run.toml`` reads RunConfig fields from TOML, and flags override them. Errors a user can
+cause print one line and exit with status 2.
 """
 from __future__ import annotations
 
