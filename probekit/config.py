@@ -193,8 +193,9 @@ _SECTION = "section"
 _OURS = ("runtime", _SECTION, "prefix", "inherit", "exclude", "label")
 
 
-def read_toml(path: str | Path, cls=None) -> dict:
-    """The key/value pairs of a TOML file; with `cls`, unknown keys are an error naming them."""
+def read_toml(path: str | Path, cls=None, renamed: dict[str, str] | None = None) -> dict:
+    """The key/value pairs of a TOML file, keys named by `renamed`'s old names under their new ones; with `cls`,
+    unknown keys are an error naming them."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10
@@ -203,6 +204,7 @@ def read_toml(path: str | Path, cls=None) -> dict:
         values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ProbekitError(f"cannot read config {path}: {exc}") from None
+    values = {(renamed or {}).get(k, k): v for k, v in values.items()}
     if cls is not None:
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

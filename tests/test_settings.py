@@ -97,6 +97,15 @@ def test_the_layer_keeps_its_old_name_in_run_keys_and_run_json():
         check_same_settings(old, RunConfig(out="x", known="k.jsonl", layer=3), "x")
 
 
+def test_a_run_toml_may_name_the_layer_by_its_old_name(tmp_path):
+    from probekit.config import read_toml
+    from training.config import OLD_NAMES
+
+    (tmp_path / "run.toml").write_text('out = "r"\nprobe_layer = 3\n')
+    args = build_parser(read_toml(tmp_path / "run.toml", RunConfig, OLD_NAMES)).parse_args(["run"])
+    assert from_namespace(RunConfig, args).layer == 3
+
+
 def test_splits_and_slick_folders_keep_their_names():
     from analyses.data import data_key, slick_config
 

@@ -23,7 +23,7 @@ from probekit.config import add_arguments, flat_values, from_namespace, read_tom
 from probekit.errors import ProbekitError, run_cli
 
 from .commands import SlickCommand, SplitsCommand, SyntheticCommand
-from .config import RunConfig
+from .config import OLD_NAMES, RunConfig
 
 
 def _slick(s: SlickCommand) -> None:
@@ -148,7 +148,7 @@ def _command(argv: list[str] | None) -> None:
     overrides = {}
     if args.command == "run":
         if args.config:
-            args = build_parser(read_toml(args.config, RunConfig)).parse_args(argv)
+            args = build_parser(read_toml(args.config, RunConfig, OLD_NAMES)).parse_args(argv)
         if args.out is None:
             raise ProbekitError("give --out RUN_DIR (or out = ... in the config)")
         overrides["prompt_format"] = args.prompt_format.replace("\\n", "\n")  # as probekit probe reads it

@@ -144,10 +144,12 @@ def run_key(config: dict) -> str:
                         if k not in RUNTIME and not (k in LATER and v == LATER[k])})
 
 
+OLD_NAMES = {old: new for new, old in RENAMED.items()}
+
+
 def stored_config(stored: dict) -> dict:
-    """A config dict as run.json records it, under today's field names."""
-    old = {v: k for k, v in RENAMED.items()}
-    return {old.get(k, k): v for k, v in stored.items()}
+    """A config dict as run.json (or an earlier run.toml) records it, under today's field names."""
+    return {OLD_NAMES.get(k, k): v for k, v in stored.items()}
 
 
 def check_same_settings(stored: dict, config: RunConfig, folder) -> None:
