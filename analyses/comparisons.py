@@ -212,13 +212,13 @@ def comparison_lines(pairs: list[tuple[Trained, Trained]], statistic: str = "for
 
 def held_size(profile: Profile) -> tuple[int, str]:
     """The planned number of D_Held facts whose outcomes are compared, and how it was found."""
-    limit = f", the first {profile.eval_limit} evaluated" if profile.eval_limit else ""
-    if profile.held_size is not None:
-        n = min(profile.held_size, profile.eval_limit or profile.held_size)
-        return n, f"D_Held of at most {n} facts (held_size {profile.held_size}{limit})"
+    limit = f", the first {profile.run.eval_limit} evaluated" if profile.run.eval_limit else ""
+    if profile.splits.held_size is not None:
+        n = min(profile.splits.held_size, profile.run.eval_limit or profile.splits.held_size)
+        return n, f"D_Held of at most {n} facts (held_size {profile.splits.held_size}{limit})"
     dev = dev_questions(profile)
     n = max(1, round(HIGHLY_KNOWN_SHARE * dev))
-    n = min(n, profile.eval_limit or n)
+    n = min(n, profile.run.eval_limit or n)
     return n, (f"D_Held of all HighlyKnown dev questions: an estimate of {n} facts ({HIGHLY_KNOWN_SHARE:.0%} of "
                f"{dev} dev questions{limit}; SLiCK decides the real number)")
 

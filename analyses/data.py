@@ -20,12 +20,6 @@ from training.synthetic import synthetic_facts
 from .profiles import Profile, model_name
 
 SPLITS = ("known", "unknown", "held", "maybe_known", "weakly_known")
-SPLIT_SETTINGS = ("model", "relations", "slick", "slick_runs", "slick_shots", "slick_samples", "slick_exemplars",
-                  "train_questions", "dev_questions", "min_highly_known", "known_size", "unknown_size", "held_size",
-                  "seed")
-_OLD_NAMES = {"known_size": "known", "unknown_size": "unknown", "held_size": "held"}  # in the hash: folders reused
-
-
 class Data:
     """Prepares (or reuses) the data of a profile under `runs_dir`/data and `runs_dir`/slick."""
 
@@ -39,7 +33,7 @@ class Data:
             start = time.perf_counter()
             _write_splits(profile, folder, self.runs_dir)
             print(f"== data: SLiCK and the splits took {time.perf_counter() - start:.0f} s", flush=True)
-        elif not profile.allow_short:  # written with --allow-short: refused without it, as a fresh folder would be
+        elif not profile.splits.allow_short:  # written with --allow-short: refused without it, as a fresh one would be
             manifest = _read_manifest(folder)
             check_mix({n: s["asked"] for n, s in recorded_shortfalls(manifest).items()}, manifest["sizes"])
         return {n: str(folder / f"{n}.jsonl") for n in SPLITS}
@@ -85,16 +79,31 @@ def synthetic_path(runs_dir: Path, profile: Profile, key_type: str, value_type: 
 
 
 def data_key(profile: Profile) -> dict:
-    """The settings the splits depend on (under the names they had when the split folders were first named)."""
-    return {_OLD_NAMES.get(k, k): getattr(profile, k) for k in SPLIT_SETTINGS}
+    """The settings the splits depend on, under the names they had when the split folders were first named; SLiCK
+    and split settings added since enter only when they differ from their defaults, so that folders keep their
+    names."""
+    slick, splits = profile.slick, profile.splits
+    key = {"model": profile.model, "relations": profile.relations, "slick": profile.use_slick,
+           "slick_runs": slick.runs, "slick_shots": slick.shots, "slick_samples": slick.samples,
+           "slick_exemplars": slick.exemplars, "train_questions": profile.train_questions,
+           "dev_questions": profile.dev_questions, "min_highly_known": splits.min_highly_known,
+           "known": splits.known_size, "unknown": splits.unknown_size, "held": splits.held_size, "seed": profile.seed}
+    later = {**{f"slick_{k}": getattr(slick, k) for k in _LATER_SLICK},
+             **{k: getattr(splits, k) for k in _LATER_SPLITS}}
+    defaults = {**{f"slick_{k}": getattr(SlickConfig(), k) for k in _LATER_SLICK},
+                **{k: getattr(SplitConfig(), k) for k in _LATER_SPLITS}}
+    return {**key, **{k: v for k, v in later.items() if v != defaults[k]}}
+
+
+_LATER_SLICK = ("temperature", "top_k", "sample_all", "max_new_tokens")
+_LATER_SPLITS = ("maybe_known_size", "weakly_known_size")
 
 
 def _write_splits(profile: Profile, folder: Path, runs_dir: Path) -> None:
     train, dev = _slick_records(profile, runs_dir)
-    config = SplitConfig(known=profile.known_size, unknown=profile.unknown_size, held=profile.held_size,
-                         min_highly_known=profile.min_highly_known, seed=profile.seed, allow_short=profile.allow_short)
+    config = profile.splits
     shares = {s: {r: category_shares(v) for r, v in recs.items()} for s, recs in (("train", train), ("dev", dev))}
-    kept = keep_relations(dev, profile.min_highly_known)
+    kept = keep_relations(dev, config.min_highly_known)
     manifest = write_splits(make_splits(train, dev, config), folder, config, kept,  # manifest.json last: complete
                             {"profile": asdict(profile), "slick_shares": shares})
     if manifest["shortfalls"]:
@@ -107,7 +116,8 @@ def recorded_shortfalls(manifest: dict) -> dict[str, dict[str, int]]:
     if "shortfalls" in manifest:
         return manifest["shortfalls"]
     profile = manifest.get("profile", {})
-    asked = {n: profile.get(f"{n}_size", profile.get(n)) for n in ("known", "unknown", "held")}
+    sizes = {**profile, **profile.get("splits", {})}  # the profile flat (earlier) or with its splits section
+    asked = {n: sizes.get(f"{n}_size", sizes.get(n)) for n in ("known", "unknown", "held")}
     return shortfalls(asked, manifest["sizes"])
 
 
@@ -133,18 +143,17 @@ def slick_dtype(profile: Profile) -> str | None:
     """SLiCK's weights in the profile's precision (bfloat16 for bf16-mixed and bf16, float32 for fp32), so that it
     asks the model in the precision the runs train and evaluate in; auto: the device's default (float32 on the CPU,
     bfloat16 on a GPU)."""
-    return {"bf16-mixed": "bfloat16", "bf16": "bfloat16", "fp32": "float32"}.get(profile.precision)
+    return {"bf16-mixed": "bfloat16", "bf16": "bfloat16", "fp32": "float32"}.get(profile.run.precision)
 
 
 def slick_config(profile: Profile) -> SlickConfig:
-    return SlickConfig(runs=profile.slick_runs, shots=profile.slick_shots, samples=profile.slick_samples,
-                       exemplars=profile.slick_exemplars, seed=profile.seed)
+    return profile.slick
 
 
 def slick_folder(runs_dir: Path, profile: Profile) -> Path:
     """Where SLiCK's records for the profile's model, knowledge-test settings, device and dtype are kept; profiles
     that ask the same share them (the relations are files in it)."""
-    device = profile.device or default_device()
+    device = profile.run.device or default_device()
     dtype = str(resolve_dtype(slick_dtype(profile), device))
     precision = [] if device == "cpu" and dtype == "torch.float32" else [device, dtype]  # fp32 CPU: keys as before
     return Path(runs_dir) / "slick" / stable_hash([profile.model, asdict(slick_config(profile)), *precision])
@@ -153,7 +162,7 @@ def slick_folder(runs_dir: Path, profile: Profile) -> Path:
 def slick_asked_share(runs_dir: Path, profile: Profile) -> float:
     """The share of the profile's SLiCK questions (train and dev, every relation) already asked under `runs_dir`:
     1.0 once its splits are written, else the questions the (resumable) SLiCK records hold."""
-    if not profile.slick or (splits_folder(runs_dir, profile) / "manifest.json").exists():
+    if not profile.use_slick or (splits_folder(runs_dir, profile) / "manifest.json").exists():
         return 1.0
     folder, asked, total = slick_folder(runs_dir, profile), 0, 0
     for split, limit in (("train", profile.train_questions), ("dev", profile.dev_questions)):
@@ -181,12 +190,13 @@ def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
     """SLiCK (or, in the micro profile, plain assignment) of the profile's questions → relation → records."""
     train = {r: load_relation(r, "train")[: profile.train_questions] for r in profile.relations}
     dev = {r: load_relation(r, "dev")[: profile.dev_questions] for r in profile.relations}
-    if not profile.slick:  # micro: no knowledge test; alternate categories so every split has members
+    if not profile.use_slick:  # micro: no knowledge test; alternate categories so every split has members
         cats = ("HighlyKnown", "Unknown")
         label = lambda facts, d: [{**fact_to_record(f), "category": cats[i % 2] if d else cats[0]}  # noqa: E731
                                   for i, f in enumerate(facts)]
         return ({r: label(v, True) for r, v in train.items()}, {r: label(v, False) for r, v in dev.items()})
-    model, tokenizer = load_model(profile.model, device=profile.device or default_device(), dtype=slick_dtype(profile))
+    model, tokenizer = load_model(profile.model, device=profile.run.device or default_device(),
+                                  dtype=slick_dtype(profile))
     folder = slick_folder(runs_dir, profile)
     pools = {r: load_relation(r, "train") for r in profile.relations}
     slick = Slick(model, tokenizer, pools, slick_config(profile))

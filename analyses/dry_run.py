@@ -29,15 +29,15 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
     print(f"analyses.{name} — profile {profile.name}, model {', '.join(map(model_label, models))}")
     several = len({r.config.get("seed") for r in runs}) > 1
     n_held = held_size(profile)[0]
-    dev = dev_questions(profile) if profile.slick else 0  # read once: every run evaluates the same held-out sets
+    dev = dev_questions(profile) if profile.use_slick else 0  # read once: every run evaluates the same held-out sets
     base_facts, seconds, left, started = {}, 0.0, 0.0, set()  # θ0's facts and started runs per (model, eval sets)
     for run in runs:
         c = run.config
         label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
         label += f" [seed {c.get('seed')}]" if several else ""
-        n_train = run.train_size or (profile.known_size if c.get("train") == c.get("known") else
-                                     profile.known_size + profile.unknown_size)
-        unknown = run.train_size - profile.known_size if run.train_size else profile.unknown_size
+        n_train = run.train_size or (profile.splits.known_size if c.get("train") == c.get("known") else
+                                     profile.splits.known_size + profile.splits.unknown_size)
+        unknown = run.train_size - profile.splits.known_size if run.train_size else profile.splits.unknown_size
         n_eval = eval_facts(profile, max(unknown, 0), n_held, dev)
         sets = (c["model"], *(c.get(s) for s in EVAL_SETS))  # θ0's outcomes are cached per model and eval sets
         base_facts[sets] = max(base_facts.get(sets, 0), n_eval)
@@ -51,7 +51,7 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min{progress}")
     slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
-    base = {b: base_eval_seconds(b[0], n, profile.precision) for b, n in base_facts.items()}
+    base = {b: base_eval_seconds(b[0], n, profile.run.precision) for b, n in base_facts.items()}
     total = sum(slick.values()) + sum(base.values()) + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.wall_time): SLiCK ≈ "
           f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "

@@ -31,7 +31,7 @@ def render(ctx, trained) -> pd.DataFrame:
         acc = acc[acc["split"].isin(["unknown", "held"])].replace({"unknown": "train D_Unk", "held": "val D_Held"})
         frames.append(acc.rename(columns={"split": "metric", "accuracy": "value"}))
     df = pd.concat(frames, ignore_index=True)
-    fig = metric_panels(df, PANELS, note=ctx.caption(f"layer {ctx.profile.layer or 'middle'}"))
+    fig = metric_panels(df, PANELS, note=ctx.caption(f"layer {ctx.profile.probe.layer or 'middle'}"))
     write_outputs(fig, df, NAME, ctx.figures_dir, ctx.seconds())
     last = df[df["epoch"] == df["epoch"].max()].pivot_table(index="metric", columns="run", values="value")
     print(last.to_string(float_format="{:.4f}".format))

@@ -22,7 +22,7 @@ def summary(t) -> str:
             f"{interval_cell(unknown.value, unknown.lo, unknown.hi) or 'nan'}")
 
 
-ANALYSIS = run_panel_figure(NAME, __doc__, LABELS, lambda profile: f"λ={profile.lam}, τ={profile.tau}", summary)
+ANALYSIS = run_panel_figure(NAME, __doc__, LABELS, lambda profile: f"λ={profile.run.lam}, τ={profile.run.tau}", summary)
 main = ANALYSIS.main
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def plan(ctx, data) -> list[Run]:
     splits = data.splits(profile)
     synthetic = {(key, n): data.synthetic(profile, key, n=n) for key, n in cells(ctx.options.scales)}
     return [Run(f"SFT {key} n={n}", run_config(profile, splits, unknown=path, condition="sft"),
-                train_size=profile.known_size + n) for (key, n), path in synthetic.items()]
+                train_size=profile.splits.known_size + n) for (key, n), path in synthetic.items()]
 
 
 def plot(df: pd.DataFrame, note: str):

@@ -41,7 +41,7 @@ def settings(profile) -> list[tuple[str, float]]:
 
 def study_values(profile) -> dict:
     """The study's value of each varied setting (M(y): the trainer's default reading, every non-padded position)."""
-    return {"snapshot_epoch": profile.snapshot_epoch, "lam": profile.lam, "tau": profile.tau,
+    return {"snapshot_epoch": profile.run.snapshot_epoch, "lam": profile.run.lam, "tau": profile.run.tau,
             "distill_positions": RunConfig.distill_positions}
 
 

@@ -43,9 +43,9 @@ def plan(ctx, data) -> list[Run]:
     run leaves λ out: it needs that run)."""
     profile = ctx.profile
     splits, semantic = data.splits(profile), data.synthetic(profile, "semantic")
-    size = profile.known_size + profile.synthetic
+    size = profile.splits.known_size + profile.synthetic
     rc = lambda **kw: run_config(profile, splits, unknown=semantic, probe=True, **kw)  # noqa: E731
-    sft = Run("SFT", rc(condition="sft", snapshot_epoch=PROFILES[profile.name].snapshot_epoch), train_size=size)
+    sft = Run("SFT", rc(condition="sft", snapshot_epoch=PROFILES[profile.name].run.snapshot_epoch), train_size=size)
     sd = Run("Self-distillation", rc(condition="self_distill", variant="full"), train_size=size)
     lam = None if ctx.dry_run else _match(with_seed(sd, training_seeds(profile)[0]), ctx.runs_dir).lam
     return [sft, sd, Run("L2 to snapshot", rc(condition="l2", lam=lam), train_size=size)]
@@ -53,14 +53,14 @@ def plan(ctx, data) -> list[Run]:
 
 def describe(ctx) -> str:
     return (f"  L2 to snapshot: λ matched after the self-distillation run (gradient norms one step from "
-            f"θ_{ctx.profile.snapshot_epoch}); {STUDY}")
+            f"θ_{ctx.profile.run.snapshot_epoch}); {STUDY}")
 
 
 def render(ctx, trained: list[Trained]) -> pd.DataFrame:
     profile, (sft, sd, l2) = ctx.profile, trained
     match = l2_lambda(RunConfig(out=str(sd.dir.path), **sd.run.config))  # recorded by the plan
-    note = (f"{profile.synthetic} semantic-key synthetic facts, θ_i after epoch {profile.snapshot_epoch}, λ_sd = "
-            f"{profile.lam:g}, τ = {profile.tau:g}, λ_ℓ2 = {match.lam:.3g} (ℓ2 gradient norm matched to the "
+    note = (f"{profile.synthetic} semantic-key synthetic facts, θ_i after epoch {profile.run.snapshot_epoch}, λ_sd = "
+            f"{profile.run.lam:g}, τ = {profile.run.tau:g}, λ_ℓ2 = {match.lam:.3g} (ℓ2 gradient norm matched to the "
             f"distillation term's one step from θ_i, training seed {sd.seed})")
     df = split_accuracy(trained, SPLITS)
     write_outputs(split_panels(df, SPLITS, note=ctx.caption(note)), df, NAME, ctx.figures_dir, ctx.seconds())
@@ -71,7 +71,7 @@ def render(ctx, trained: list[Trained]) -> pd.DataFrame:
                            **interval_columns("ΔD_Held (pp)", run_interval(t, "forgetting"))} for t in trained])
     notes = [match.summary(), *forgetting_lines(trained), *comparison_lines([(l2, sd)]),
              *comparison_lines([(l2, sd)], "last", "unknown"), STUDY]
-    save_table(table, NAME, ctx.figures_dir, f"SFT vs self-distillation vs ℓ2 toward θ_{profile.snapshot_epoch} — "
+    save_table(table, NAME, ctx.figures_dir, f"SFT vs self-distillation vs ℓ2 toward θ_{profile.run.snapshot_epoch} — "
                f"{ctx.caption()}", notes)
     return df
 

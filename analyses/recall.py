@@ -130,12 +130,12 @@ class Setup:
 def setup(ctx, trained: list[Trained]) -> Setup:
     """θ0's states and the fixed probes, fitted on the base model (cached under the runs folder)."""
     profile, config = ctx.profile, trained[0].run.config
-    held = read_facts(config["held"])[: profile.eval_limit]
+    held = read_facts(config["held"])[: profile.run.eval_limit]
     pool = probe_pool(profile.relations, held, ctx.options.pool)
     base = resolve_model_path(profile.model)
     tokenizer = load_tokenizer(base)
     model_config = AutoConfig.from_pretrained(base)
-    layer = check_layer(model_config, profile.layer or default_layer(model_config))
+    layer = check_layer(model_config, profile.probe.layer or default_layer(model_config))
     fmt = config.get("prompt_format", DEFAULT_PROMPT_FORMAT)
     cache = ctx.runs_dir / "recall" / f"base-{stable_hash(weights_stamp(base))}.safetensors"
     theta0 = layer_states(base, tokenizer, pool + held, fmt, cache)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from training.config import RunConfig, run_key
@@ -62,14 +62,14 @@ def _nonempty(path: str | None) -> str | None:
 
 
 def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
-    """A RunConfig dict for the profile: every non-empty eval set of `data`, the profile's optimisation settings."""
+    """A RunConfig dict for the profile: every non-empty eval set of `data`, the profile's run settings, seed and
+    probe layer (unset values left out, precision auto too: the run's default)."""
+    run = asdict(profile.run)
     base = dict(model=str(profile.model), known=data.get("known"), unknown=data.get("unknown"),
                 held=data.get("held"), maybe_known=_nonempty(data.get("maybe_known")),
-                weakly_known=_nonempty(data.get("weakly_known")), lr=profile.lr, batch_size=profile.batch_size,
-                epochs=profile.epochs,
-                seed=profile.seed, lam=profile.lam, tau=profile.tau, snapshot_epoch=profile.snapshot_epoch,
-                eval_limit=profile.eval_limit, keep=profile.keep, probe_layer=profile.layer, device=profile.device,
-                precision=None if profile.precision == "auto" else profile.precision)  # auto: the run's default
+                weakly_known=_nonempty(data.get("weakly_known")), **run, seed=profile.seed, layer=profile.probe.layer)
+    if run["precision"] == "auto":
+        base["precision"] = None
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -104,8 +104,9 @@ def synthetic_runs(profile: Profile, data, labels=tuple(SYNTHETIC_CONDITIONS)) -
     splits = data.splits(profile)
     keys = dict.fromkeys(SYNTHETIC_CONDITIONS[label][0] for label in labels)
     synthetic = {key: data.synthetic(profile, key) for key in keys}
+    size = profile.splits.known_size + profile.synthetic
     return [Run(label, run_config(profile, splits, unknown=synthetic[SYNTHETIC_CONDITIONS[label][0]], probe=True,
-                                  **SYNTHETIC_CONDITIONS[label][1]), train_size=profile.known_size + profile.synthetic)
+                                  **SYNTHETIC_CONDITIONS[label][1]), train_size=size)
             for label in labels]
 
 

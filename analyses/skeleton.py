@@ -13,11 +13,11 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probekit.config import add_arguments, from_namespace
+from probekit.config import add_arguments, flat_values, from_namespace
 from probekit.errors import run_cli
 
 from .data import Data, Placeholders, shortfall_note
@@ -100,7 +100,7 @@ class Analysis:
         if self.options is not None:
             add_arguments(ap, self.options)
         preset = _preset(argv)
-        ap.set_defaults(**{**asdict(PROFILES[preset]), **self.defaults.get(preset, {})})
+        ap.set_defaults(**{**flat_values(PROFILES[preset]), **self.defaults.get(preset, {})})
         return ap
 
     def context(self, argv: list[str] | None = None) -> Context:

@@ -27,7 +27,7 @@ def plan(ctx, data) -> list[Run]:
     splits = data.splits(profile)
     synthetic = {(k, v): data.synthetic(profile, k, v) for k, v in CELLS}
     return [Run(f"SFT {k} keys {v} values", run_config(profile, splits, unknown=path, condition="sft"),
-                train_size=profile.known_size + profile.synthetic) for (k, v), path in synthetic.items()]
+                train_size=profile.splits.known_size + profile.synthetic) for (k, v), path in synthetic.items()]
 
 
 def render(ctx, trained) -> pd.DataFrame:

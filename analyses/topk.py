@@ -32,7 +32,7 @@ def plan(ctx, data) -> list[Run]:
     profile = ctx.profile
     splits, semantic = data.splits(profile), data.synthetic(profile, "semantic")
     return [Run(label, run_config(profile, splits, unknown=semantic, probe=True, **overrides),
-                train_size=profile.known_size + profile.synthetic) for label, overrides in CONDITIONS.items()]
+                train_size=profile.splits.known_size + profile.synthetic) for label, overrides in CONDITIONS.items()]
 
 
 def render(ctx, trained):

@@ -82,20 +82,20 @@ def dev_questions(profile: Profile) -> int:
 def slick_seconds(profile: Profile) -> float:
     """SLiCK over the profile's train and dev questions: `runs` greedy prompts per question, and `runs × samples`
     more for those no greedy run gets right (the early stop's few percent are not counted)."""
-    if not profile.slick:
+    if not profile.use_slick:
         return 0.0
     train = sum(len(entityquestions.load_relation(r, "train")[: profile.train_questions]) for r in profile.relations)
-    per_question = profile.slick_runs * (1 + NO_GREEDY_HIT_SHARE * profile.slick_samples)
+    per_question = profile.slick.runs * (1 + NO_GREEDY_HIT_SHARE * profile.slick.samples)
     prompts = (train + dev_questions(profile)) * per_question
-    speed = rates(profile.precision).slick_prompts_per_s[profile.slick_exemplars]
+    speed = rates(profile.run.precision).slick_prompts_per_s[profile.slick.exemplars]
     return prompts / speed * parameters(profile.model) / REFERENCE_PARAMS
 
 
 def eval_facts(profile: Profile, unknown: int, held: int, dev: int) -> int:
     """Facts evaluated per checkpoint: every eval set, each cut at the eval limit; held-out MaybeKnown and
     WeaklyKnown as their shares of the `dev` questions SLiCK classifies (0 without SLiCK)."""
-    sets = [profile.known_size, unknown, held, round(MAYBE_KNOWN_SHARE * dev), round(WEAKLY_KNOWN_SHARE * dev)]
-    return sum(min(n, profile.eval_limit or n) for n in sets)
+    sets = [profile.splits.known_size, unknown, held, round(MAYBE_KNOWN_SHARE * dev), round(WEAKLY_KNOWN_SHARE * dev)]
+    return sum(min(n, profile.run.eval_limit or n) for n in sets)
 
 
 def run_seconds(config: dict, n_train: int, n_eval: int, n_held: int, profile: Profile) -> float:
@@ -106,7 +106,7 @@ def run_seconds(config: dict, n_train: int, n_eval: int, n_held: int, profile: P
     snapshot = min(config.get("snapshot_epoch", 0), epochs) if condition in ("self_distill", "l2") else 0
     r = rates(config.get("precision"))
     train = ((epochs - snapshot) * n_train / r.train_tokens_per_s[kind]
-             + snapshot * profile.known_size / r.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
+             + snapshot * profile.splits.known_size / r.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
     evaluation = epochs * n_eval / r.eval_facts_per_s
     probe = (epochs + 1) * 2 * n_held / r.probe_prompts_per_s if config.get("probe") else 0.0
     return (train + evaluation + probe) * parameters(config["model"]) / REFERENCE_PARAMS

@@ -4,7 +4,6 @@ import importlib
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -103,7 +102,7 @@ def test_precision_reaches_the_runs_and_names_their_folders(workspace):
 
     quick = PROFILES["quick"]
     assert "precision" not in run_config(quick, {"known": "k.jsonl"})  # auto: earlier runs keep their keys
-    assert run_config(replace(quick, precision="bf16-mixed"), {})["precision"] == "bf16-mixed"
+    assert run_config(quick.replace(precision="bf16-mixed"), {})["precision"] == "bf16-mixed"
     run_module("fig2", workspace)
     run_module("fig2", workspace, "--precision", "bf16-mixed")
     records = {RunDir(d).record()["precision"]: d.name for d in (workspace / "runs").glob("only-known-*")}
@@ -212,7 +211,7 @@ def test_help_shows_the_chosen_presets_defaults():
     defaults = {a.dest: a.default for a in fig4.ANALYSIS.parser(["--profile", "paper"])._actions}
     assert defaults["epochs"] == 20 and defaults["scales"][-1] == 1_000_000 and defaults["known_size"] == 8000
     defaults = {a.dest: a.default for a in fig4.ANALYSIS.parser(["--profile", "micro"])._actions}
-    assert defaults["epochs"] == 2 and defaults["scales"] == [6, 12] and defaults["slick"] is False
+    assert defaults["epochs"] == 2 and defaults["scales"] == [6, 12] and defaults["use_slick"] is False
 
 
 def test_run_and_split_folders_keep_their_names():

@@ -218,7 +218,7 @@ def slick_table(relation, split, counts):
 def test_slick_asks_the_model_in_the_profiles_precision(monkeypatch, tmp_path):
     """--precision bf16-mixed gives SLiCK bf16 weights and its own results folder; fp32 on the CPU keeps the folder
     SLiCK results had before the flag existed."""
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     from analyses import data as analyses_data
     from analyses.profiles import PROFILES
@@ -237,27 +237,26 @@ def test_slick_asks_the_model_in_the_profiles_precision(monkeypatch, tmp_path):
 
     monkeypatch.setattr(analyses_data, "load_model", load_model)
     monkeypatch.setattr(analyses_data, "run_slick", run_slick)
-    quick = replace(PROFILES["quick"], train_questions=2, dev_questions=2, device="cpu")
+    quick = PROFILES["quick"].replace(train_questions=2, dev_questions=2, device="cpu")
     for precision in ("auto", "fp32", "bf16-mixed"):
-        analyses_data._slick_records(replace(quick, precision=precision), tmp_path)
-    config = SlickConfig(runs=quick.slick_runs, shots=quick.slick_shots, samples=quick.slick_samples,
-                         exemplars=quick.slick_exemplars, seed=quick.seed)
+        analyses_data._slick_records(quick.replace(precision=precision), tmp_path)
+    config = SlickConfig(runs=quick.slick.runs, shots=quick.slick.shots, samples=quick.slick.samples,
+                         exemplars=quick.slick.exemplars, seed=quick.seed)
     before = stable_hash([quick.model, asdict(config)])
     assert {a for a in asked if a[0] == torch.float32} == {(torch.float32, before)}
     assert {a[1] for a in asked if a[0] == torch.bfloat16} - {before}
-    assert [a[1] for a in asked] == [analyses_data.slick_folder(tmp_path, replace(quick, precision=p)).name
+    assert [a[1] for a in asked] == [analyses_data.slick_folder(tmp_path, quick.replace(precision=p)).name
                                      for p in ("auto", "fp32", "bf16-mixed") for _ in range(2)]  # nothing loaded
 
 
 def test_slick_asked_share_counts_the_questions_on_disk(tmp_path):
     """A dry run's SLiCK left: the share of the profile's questions whose records a resumable SLiCK has written
     (a line cut by an interruption and questions of other profiles not counted); all once the splits exist."""
-    from dataclasses import replace
 
     from analyses import data as analyses_data
     from analyses.profiles import PROFILES
 
-    profile = replace(PROFILES["standard"], relations=["P17", "P36"], train_questions=30, dev_questions=20,
+    profile = PROFILES["standard"].replace(relations=["P17", "P36"], train_questions=30, dev_questions=20,
                       device="cpu")
     assert analyses_data.slick_asked_share(tmp_path, profile) == 0.0
     folder = analyses_data.slick_folder(tmp_path, profile)
@@ -281,7 +280,7 @@ def test_splits_disjoint_sized_and_filtered():
              "P2": slick_table("P2", "train", {"HighlyKnown": 50, "Unknown": 60})}
     dev = {"P1": slick_table("P1", "dev", {"HighlyKnown": 10, "MaybeKnown": 8, "WeaklyKnown": 4, "Unknown": 8}),
            "P2": slick_table("P2", "dev", {"HighlyKnown": 2, "Unknown": 18})}  # 10% HighlyKnown: dropped
-    splits = make_splits(train, dev, SplitConfig(known=30, unknown=40, held=5, seed=1))
+    splits = make_splits(train, dev, SplitConfig(known_size=30, unknown_size=40, held_size=5, seed=1))
     assert {k: len(v) for k, v in splits.items()} == {
         "known": 30, "unknown": 40, "held": 5, "maybe_known": 8, "weakly_known": 4, "train": 70}
     names = ["known", "unknown", "held", "maybe_known", "weakly_known"]
@@ -292,10 +291,10 @@ def test_splits_disjoint_sized_and_filtered():
     assert all(r["relation"] == "P1" for n in names for r in splits[n])
     assert {r["category"] for r in splits["known"]} == {"HighlyKnown"}
     assert {r["category"] for r in splits["unknown"]} == {"Unknown"}
-    only = make_splits(train, dev, SplitConfig(known=30, unknown=40, held=5, seed=1, mix="only-known"))
+    only = make_splits(train, dev, SplitConfig(known_size=30, unknown_size=40, held_size=5, seed=1, mix="only-known"))
     assert len(only["train"]) == 30 and only["known"] == splits["known"]
     with pytest.raises(ProbekitError, match="D_Unk: asked for 100 questions but only 60"):
-        make_splits(train, dev, SplitConfig(known=30, unknown=100))
+        make_splits(train, dev, SplitConfig(known_size=30, unknown_size=100))
 
 
 # --- synthetic facts --------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Pools smaller than asked: recorded in the splits' manifest and in captions; a 50/50 mix more than 10 points from
 the asked share of D_Known is refused unless allow_short is set."""
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -25,40 +24,43 @@ def pools(known, unknown, held):
 
 def test_manifest_records_asked_available_and_used(tmp_path):
     train, dev = pools(known=30, unknown=50, held=5)
-    config = SplitConfig(known=32, unknown=32, held=8)
+    config = SplitConfig(known_size=32, unknown_size=32, held_size=8)
     manifest = write_splits(make_splits(train, dev, config), tmp_path, config, ["P1"], {})
     expected = {"known": {"asked": 32, "available": 30, "used": 30}, "held": {"asked": 8, "available": 5, "used": 5}}
     assert manifest["shortfalls"] == expected
     assert json.loads((tmp_path / "manifest.json").read_text())["shortfalls"] == expected
     assert manifest["sizes"]["known"] == 30 and manifest["sizes"]["train"] == 62
-    enough = SplitConfig(known=20, unknown=20, held=5)
+    enough = SplitConfig(known_size=20, unknown_size=20, held_size=5)
     assert write_splits(make_splits(train, dev, enough), tmp_path / "ok", enough, ["P1"], {})["shortfalls"] == {}
 
 
 def test_a_mix_far_from_the_asked_share_is_refused_unless_allowed():
     train, dev = pools(known=242, unknown=1500, held=5)
     with pytest.raises(ProbekitError) as refused:
-        make_splits(train, dev, SplitConfig(known=1000, unknown=1000))
+        make_splits(train, dev, SplitConfig(known_size=1000, unknown_size=1000))
     message = str(refused.value)
     assert "\n" not in message and "19.5%" in message and "50.0%" in message and "--allow-short" in message
     assert "D_Known: asked for 1,000 questions but only 242" in message
-    allowed = make_splits(train, dev, SplitConfig(known=1000, unknown=1000, allow_short=True))
+    allowed = make_splits(train, dev, SplitConfig(known_size=1000, unknown_size=1000, allow_short=True))
     assert (len(allowed["known"]), len(allowed["unknown"]), len(allowed["train"])) == (242, 1000, 1242)
     # D_Known alone is the asked mix whatever its size
-    assert len(make_splits(train, dev, SplitConfig(known=1000, unknown=1000, mix="only-known"))["train"]) == 242
+    only = SplitConfig(known_size=1000, unknown_size=1000, mix="only-known")
+    assert len(make_splits(train, dev, only)["train"]) == 242
 
 
 def test_ten_points_is_the_limit():
     train, dev = pools(known=40, unknown=100, held=5)
-    assert len(make_splits(train, dev, SplitConfig(known=60, unknown=60))["known"]) == 40  # 40%: 10 points off
+    config = SplitConfig(known_size=60, unknown_size=60)
+    assert len(make_splits(train, dev, config)["known"]) == 40  # 40%: 10 points off
     train, dev = pools(known=39, unknown=100, held=5)
     with pytest.raises(ProbekitError, match="39.4%"):
-        make_splits(train, dev, SplitConfig(known=60, unknown=60))
+        make_splits(train, dev, SplitConfig(known_size=60, unknown_size=60))
 
 
 def test_quick_profile_sizes_are_not_refused_when_pools_suffice():
     quick = PROFILES["quick"]
-    config = SplitConfig(known=quick.known_size, unknown=quick.unknown_size, held=quick.held_size)
+    s = quick.splits
+    config = SplitConfig(known_size=s.known_size, unknown_size=s.unknown_size, held_size=s.held_size)
     full = make_splits(*pools(known=100, unknown=100, held=80), config)
     assert (len(full["known"]), len(full["unknown"]), len(full["held"])) == (64, 64, 64)
     # the embedded model's quick pools: 62 HighlyKnown train questions, 38 dev (49.2% of the mix: accepted)
@@ -89,7 +91,7 @@ def test_the_caption_names_each_models_shortfall(tmp_path):
     from analyses.skeleton import runs_shortfall
 
     def run(model, folder, known, held):
-        config = SplitConfig(known=64, unknown=64, held=64)
+        config = SplitConfig(known_size=64, unknown_size=64, held_size=64)
         write_splits(make_splits(*pools(known=known, unknown=100, held=held), config), tmp_path / folder, config,
                      ["P1"], {})
         return SimpleNamespace(run=SimpleNamespace(config={"model": model, "known": str(tmp_path / folder /
@@ -104,11 +106,11 @@ def test_the_caption_names_each_models_shortfall(tmp_path):
 
 def test_analysis_splits_refused_recorded_and_reused(tmp_path, capsys):
     """Micro profile (no model asked): 12 HighlyKnown / 12 Unknown train questions of P17."""
-    short = replace(PROFILES["micro"], known_size=40, unknown_size=8)
-    assert data_key(replace(short, allow_short=True)) == data_key(short)  # folder names do not change
+    short = PROFILES["micro"].replace(known_size=40, unknown_size=8)
+    assert data_key(short.replace(allow_short=True)) == data_key(short)  # folder names do not change
     with pytest.raises(ProbekitError, match="--allow-short"):
         Data(tmp_path).splits(short)
-    paths = Data(tmp_path).splits(replace(short, allow_short=True))
+    paths = Data(tmp_path).splits(short.replace(allow_short=True))
     assert "D_Known 12 of 40 asked" in capsys.readouterr().out
     assert shortfall_note(paths["known"]) == "D_Known 12 of 40 asked"
     with pytest.raises(ProbekitError, match="60.0% of D_Known ∪ D_Unk, not the 83.3% asked"):
@@ -137,7 +139,7 @@ def test_the_synthetic_setting_takes_a_short_d_known(tmp_path):
     profile's P17 has 173 HighlyKnown train questions of 500 asked), where fig3's pooled setting refuses it."""
     from analyses.profiles import synthetic_profile
 
-    short = replace(PROFILES["micro"], known_size=40, unknown_size=8)
+    short = PROFILES["micro"].replace(known_size=40, unknown_size=8)
     paths = Data(tmp_path).splits(synthetic_profile(short))
     assert shortfall_note(paths["known"]) == "D_Known 12 of 40 asked"
     assert data_key(synthetic_profile(short)) == data_key(short)  # the same folder as fig3's P17 splits

@@ -70,9 +70,10 @@ def test_distill_positions_keeps_earlier_run_keys():
 def test_fig11_runs_100_epochs_in_the_paper_profile():
     from analyses import fig5, fig11
 
-    assert fig11.ANALYSIS.context(["--profile", "paper"]).profile.epochs == 100
-    assert fig5.ANALYSIS.context(["--profile", "paper"]).profile.epochs == 20
-    assert fig11.ANALYSIS.context(["--profile", "quick"]).profile.epochs == fig5.ANALYSIS.context([]).profile.epochs
+    assert fig11.ANALYSIS.context(["--profile", "paper"]).profile.run.epochs == 100
+    assert fig5.ANALYSIS.context(["--profile", "paper"]).profile.run.epochs == 20
+    quick = fig11.ANALYSIS.context(["--profile", "quick"]).profile
+    assert quick.run.epochs == fig5.ANALYSIS.context([]).profile.run.epochs
 
 
 @pytest.mark.parametrize("preset", ["quick", "paper"])

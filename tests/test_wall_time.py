@@ -3,7 +3,6 @@ from safetensors headers, and SLiCK is costed per question, run and sample."""
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,8 @@ def test_run_seconds_is_training_evaluation_and_probe_at_the_measured_rates():
     assert wall_time.run_seconds(sft, 1000, 2000, 300, profile) == pytest.approx(expected)
     # self-distillation: its snapshot epoch trains on D_Known at SFT's rate, the others at distillation's
     sd = dict(sft, condition="self_distill", variant="full", snapshot_epoch=1, probe=False)
-    expected = ((4 * 1000 / rates.train_tokens_per_s["full"] + 1 * profile.known_size / rates.train_tokens_per_s["sft"])
+    known = profile.splits.known_size
+    expected = ((4 * 1000 / rates.train_tokens_per_s["full"] + 1 * known / rates.train_tokens_per_s["sft"])
                 * wall_time.TOKENS_PER_FACT + 5 * 2000 / rates.eval_facts_per_s)
     assert wall_time.run_seconds(sd, 1000, 2000, 300, profile) == pytest.approx(expected)
     # a model twice the size takes twice as long
@@ -59,7 +59,7 @@ def test_bf16_mixed_is_costed_at_the_bf16_rates():
                 + 5 * 2000 / bf16.eval_facts_per_s + 6 * 2 * 300 / bf16.probe_prompts_per_s)
     assert wall_time.run_seconds(dict(sft, precision="bf16-mixed"), 1000, 2000, 300, profile) == pytest.approx(expected)
     fp32 = wall_time.slick_seconds(profile)
-    assert wall_time.slick_seconds(replace(profile, precision="bf16-mixed")) == pytest.approx(
+    assert wall_time.slick_seconds(profile.replace(precision="bf16-mixed")) == pytest.approx(
         fp32 / wall_time.BF16_SPEEDUP["slick"])
     assert wall_time.rates("auto") is wall_time.rates(None) is wall_time.CPU  # auto is fp32 on the CPU
 

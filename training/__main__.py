@@ -5,9 +5,11 @@
     python -m training synthetic --n 10000 --keys semantic --values real --out data/synthetic.jsonl
     python -m training run --known d/known.jsonl --unknown d/unknown.jsonl --held d/held.jsonl --out runs/sft
 
-Every subcommand's flags are the fields of a settings dataclass (``--help`` shows their meaning and defaults);
-``run --config run.toml`` reads RunConfig fields from TOML, and flags override them. Errors a user can cause print
-one line and exit with status 2.
+Every subcommand's flags are the fields of a settings dataclass (``training.commands``; run's: ``RunConfig``), the
+SLiCK and split settings those of ``SlickConfig`` and ``SplitConfig``, which the analyses' profiles nest too
+(``--help`` shows their meaning and defaults); ``slick --preset gekhman`` gives the SLiCK flags that preset's
+defaults; ``run --config run.toml`` reads RunConfig fields from TOML, and flags override them. Errors a user can
+cause print one line and exit with status 2.
 """
 from __future__ import annotations
 
@@ -15,82 +17,25 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from probekit.config import add_arguments, from_namespace, option, read_toml
+from probekit.config import add_arguments, flat_values, from_namespace, read_toml
 from probekit.errors import ProbekitError, run_cli
 
-from .config import RunConfig
-
-DATA_HELP = "an EntityQuestions dataset/ directory (unset: the bundled copy)"
-
-
-@dataclass
-class SlickSettings:
-    """``slick``: classify questions into SLiCK knowledge categories."""
-
-    model: str = option("embedded", "checkpoint directory or 'embedded'")
-    relations: str = option("P17,P36,P407,P495", "comma-separated relation ids")
-    split: str = option("dev", "EntityQuestions split to classify", choices=["train", "dev", "test"])
-    limit: int | None = option(None, "first N questions of each relation (unset: all)")
-    preset: str = option("study", "study: 20 runs × 3 shots, 1 sample/run; gekhman: 10 × 4 shots, 16 samples/run",
-                         choices=["study", "gekhman"])
-    runs: int | None = option(None, "few-shot runs per question (unset: the preset's)")
-    shots: int | None = option(None, "exemplars per prompt (unset: the preset's)")
-    samples: int | None = option(None, "temperature samples per run (unset: the preset's)")
-    exemplars: str | None = option(None, "independent: exemplars per question and run; shared: per relation and run "
-                                   "(KV reuse) (unset: the preset's)", choices=["independent", "shared"])
-    sample_all: bool = option(False, "sample every question, not only greedy-wrong ones")
-    seed: int | None = option(None, "exemplar and sampling seed (unset: the preset's)")
-    batch_size: int | None = option(None, "questions per decoding batch (unset: 32 on CPU, 256 on a GPU)")
-    device: str | None = option(None, "cpu, cuda or cuda:N (unset: cuda if available, else cpu)")
-    data: str | None = option(None, DATA_HELP)
-    out: str = option("data/slick", "folder for <relation>.<split>.jsonl (resumable)")
+from .commands import SlickCommand, SplitsCommand, SyntheticCommand
+from .config import OLD_NAMES, RunConfig
 
 
-@dataclass
-class SplitsSettings:
-    """``splits``: D_Known, D_Unk, D_Held (+ MaybeKnown, WeaklyKnown) from SLiCK results."""
-
-    slick: str = option(help="folder with SLiCK results for train and dev")
-    out: str = option(help="folder for the split JSONL files and manifest.json")
-    known_size: int = option(8000, "questions in D_Known")
-    unknown_size: int = option(8000, "questions in D_Unk")
-    held_size: int | None = option(None, "questions in D_Held (unset: every HighlyKnown dev question)")
-    maybe_known_size: int | None = option(None, "MaybeKnown dev questions (unset: all)")
-    weakly_known_size: int | None = option(None, "WeaklyKnown dev questions (unset: all)")
-    min_highly_known: float = option(0.30, "keep relations whose dev share of HighlyKnown is at least this")
-    mix: str = option("50/50", "training mix: D_Known ∪ D_Unk, or D_Known only", choices=["50/50", "only-known"])
-    seed: int = option(0, "sampling seed")
-    allow_short: bool = option(False, "write a 50/50 mix even when short pools put D_Known's share more than 10 "
-                               "points from the asked share")
-
-
-@dataclass
-class SyntheticSettings:
-    """``synthetic``: synthetic P17 facts with semantic (token-mix) or UUID keys."""
-
-    out: str = option(help="JSONL file to write")
-    n: int = option(10_000, "number of facts")
-    keys: str = option("semantic", "entity names: token mixes or UUIDs", choices=["semantic", "uuid"])
-    values: str = option("real", "answers: real countries, token mixes or UUIDs", choices=["real", "semantic", "uuid"])
-    model: str = option("embedded", "whose tokenizer builds the token-mix names")
-    seed: int = option(0, "sampling seed")
-    data: str | None = option(None, DATA_HELP)
-
-
-def _slick(s: SlickSettings) -> None:
+def _slick(s: SlickCommand) -> None:
     from probekit.models import EMBEDDED_NAME, load_model
 
     from .entityquestions import load_relation
-    from .slick import PRESETS, Slick, category_shares, run_slick, with_overrides
+    from .slick import Slick, category_shares, run_slick
 
-    config = with_overrides(PRESETS[s.preset], runs=s.runs, shots=s.shots, samples=s.samples,
-                            exemplars=s.exemplars, seed=s.seed, sample_all=s.sample_all or None)
+    config = s.slick
     model, tokenizer = load_model(s.model, device=s.device)
     name = EMBEDDED_NAME if s.model == "embedded" else str(Path(s.model).resolve())
-    relations = [r.strip() for r in s.relations.split(",") if r.strip()]
+    relations = s.relation_ids()
     pools = {r: load_relation(r, "train", s.data) for r in relations}
     slick = Slick(model, tokenizer, pools, config, batch_size=s.batch_size)
     print(f"SLiCK: {config.runs} runs × {config.shots} shots, {config.samples} samples/run "
@@ -112,12 +57,10 @@ def _read_slick(folder: Path, split: str) -> dict[str, list[dict]]:
     return out
 
 
-def _splits(s: SplitsSettings) -> None:
-    from .splits import SplitConfig, keep_relations, make_splits, write_splits
+def _splits(s: SplitsCommand) -> None:
+    from .splits import keep_relations, make_splits, write_splits
 
-    config = SplitConfig(known=s.known_size, unknown=s.unknown_size, held=s.held_size, maybe_known=s.maybe_known_size,
-                         weakly_known=s.weakly_known_size, min_highly_known=s.min_highly_known, mix=s.mix,
-                         seed=s.seed, allow_short=s.allow_short)
+    config = s.splits
     folder = Path(s.slick)
     train, dev = _read_slick(folder, "train"), _read_slick(folder, "dev")
     settings = sorted({f.read_text() for f in folder.glob("*.settings.json")})
@@ -129,7 +72,7 @@ def _splits(s: SplitsSettings) -> None:
         print(f"note: {name}: {short['asked']} asked, {short['available']} available; using {short['used']}")
 
 
-def _synthetic(s: SyntheticSettings) -> None:
+def _synthetic(s: SyntheticCommand) -> None:
     from probekit.models import load_tokenizer
 
     from .jsonl_columns import write_jsonl_columns
@@ -157,15 +100,18 @@ RUN_DESCRIPTION = ("Fine-tune and write a checkpoint series. Flags override --co
                    "again to resume; under torchrun --nproc-per-node N it trains with DDP, or with FSDP2 given "
                    "--parallel fsdp.")
 COMMANDS = {  # name → (settings class, function, help)
-    "slick": (SlickSettings, _slick, "classify questions into SLiCK knowledge categories"),
-    "splits": (SplitsSettings, _splits, "build D_Known, D_Unk, D_Held (+ MaybeKnown, WeaklyKnown) from SLiCK results"),
-    "synthetic": (SyntheticSettings, _synthetic, "synthetic P17 facts with semantic (token-mix) or UUID keys"),
+    "slick": (SlickCommand, _slick, "classify questions into SLiCK knowledge categories"),
+    "splits": (SplitsCommand, _splits, "build D_Known, D_Unk, D_Held (+ MaybeKnown, WeaklyKnown) from SLiCK results"),
+    "synthetic": (SyntheticCommand, _synthetic, "synthetic P17 facts with semantic (token-mix) or UUID keys"),
     "run": (RunConfig, _run, "fine-tune and write a checkpoint series (SFT, freeze, self_distill, l2)"),
 }
 
 
-def build_parser(run_defaults: dict | None = None) -> argparse.ArgumentParser:
-    """The parser of every subcommand; `run_defaults` (a run.toml's values) replace RunConfig's defaults."""
+def build_parser(run_defaults: dict | None = None, slick_preset: str = "study") -> argparse.ArgumentParser:
+    """The parser of every subcommand; `run_defaults` (a run.toml's values) replace RunConfig's defaults, and
+    `slick_preset` names the SlickConfig preset whose values are the defaults of slick's SLiCK flags."""
+    from .slick import PRESETS
+
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,17 +125,34 @@ def build_parser(run_defaults: dict | None = None) -> argparse.ArgumentParser:
         if name == "run":
             next(a for a in p._actions if a.dest == "out").required = False  # or from --config
             p.set_defaults(**(run_defaults or {}))
+        if name == "slick":
+            p.set_defaults(preset=slick_preset, **flat_values(PRESETS[slick_preset]))
     return parser
 
 
+def _slick_preset(argv: list[str] | None) -> str:
+    """The preset `slick --preset NAME` names (study if none; an unknown one is left to the parser to refuse)."""
+    from .slick import PRESETS
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "slick":
+        return "study"
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--preset", default="study")
+    name = ap.parse_known_args(argv[1:])[0].preset
+    return name if name in PRESETS else "study"
+
+
 def _command(argv: list[str] | None) -> None:
-    args = build_parser().parse_args(argv)
+    args = build_parser(slick_preset=_slick_preset(argv)).parse_args(argv)
+    overrides = {}
     if args.command == "run":
         if args.config:
-            args = build_parser(read_toml(args.config, RunConfig)).parse_args(argv)
+            args = build_parser(read_toml(args.config, RunConfig, OLD_NAMES)).parse_args(argv)
         if args.out is None:
             raise ProbekitError("give --out RUN_DIR (or out = ... in the config)")
-    args.func(from_namespace(args.settings, args))
+        overrides["prompt_format"] = args.prompt_format.replace("\\n", "\n")  # as probekit probe reads it
+    args.func(from_namespace(args.settings, args, **overrides))
 
 
 def main(argv: list[str] | None = None) -> int:

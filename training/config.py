@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from probekit.config import option, runtime_fields
-from probekit.entities import DEFAULT_PROMPT_FORMAT
+from probekit.config import declared, option, runtime_fields
+from probekit.drift_probe import ProbeConfig
 from probekit.errors import ProbekitError
 from probekit.io import stable_hash
 from probekit.models import EMBEDDED
@@ -31,7 +31,7 @@ class RunConfig:
     JSONL / JSON, CSV, Parquet or a ``Dataset.save_to_disk`` folder."""
 
     out: str = option(help="run directory (required; resuming: the same command again)", runtime=True)
-    model: str = option(EMBEDDED, "checkpoint directory or 'embedded'")
+    model: str = option(EMBEDDED, "base model: 'embedded' (SmolLM2-135M), 'gemma3-270m' or a checkpoint directory")
     train: str | None = option(None, FACTS + ": the training mix (unset: known ∪ unknown)")
     known: str | None = option(None, FACTS + ": D_Known (trained on, evaluated; the teacher recipe's data)")
     unknown: str | None = option(None, FACTS + ": D_Unk (trained on, evaluated)")
@@ -56,7 +56,9 @@ class RunConfig:
     batch_size: int = option(16, "global batch size (split over processes under torchrun)")
     epochs: int = option(10, "epochs, counted from the start of the run (snapshot epochs included)")
     seed: int = option(0, "data order and random-k seed")
-    precision: str = option("auto", "auto: bf16 autocast on GPU, fp32 on CPU", choices=PRECISIONS)
+    precision: str = option("auto", "auto (bf16 autocast on a GPU, fp32 on the CPU), fp32, bf16-mixed (fp32 weights, "
+                            "bf16 autocast) or bf16; an analysis runs its SLiCK and probes in it too (bf16-mixed: "
+                            "SLiCK with bf16 weights, fast on CPUs with AMX or AVX512-BF16)", choices=PRECISIONS)
     compile: bool = option(False, "torch.compile the model")
     keep: str = option("all", "checkpoints to keep: all | every:K | last:N (epoch 0 and the last always)")
     eval_limit: int | None = option(None, "evaluate the first N facts of each eval set (unset: all)")
@@ -65,9 +67,9 @@ class RunConfig:
     log_every: int = option(16, "read step losses back from the device (and stop on NaN/inf) every N steps",
                             runtime=True)
     probe: bool = option(False, "compute probe drift metrics every epoch")
-    probe_layer: int | None = option(None, "the probe's layer (unset: the probe's default)")
-    prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "question prompt format")
-    device: str | None = option(None, "cpu, cuda, cuda:N (unset: cuda if available)", runtime=True)
+    layer: int | None = declared(ProbeConfig, "layer")
+    prompt_format: str = declared(ProbeConfig, "prompt_format")
+    device: str | None = declared(ProbeConfig, "device")
     pack: str = option("auto", "pack examples into rows of --pack-tokens tokens, attention kept inside each example "
                        "(equal losses, fewer padded tokens): auto (on a GPU), on, off", choices=PACKING, runtime=True)
     pack_tokens: int | None = option(None, "tokens per packed row (unset: 256, or the longest example rounded up to "
@@ -132,11 +134,22 @@ RUNTIME = runtime_fields(RunConfig)
 
 # settings added after run folders were first named: they enter the key only when changed, so earlier runs keep theirs
 LATER = {"distill_positions": "all"}
+# settings renamed since: hashed, and read from run.json, under the name they had when run folders were first named
+RENAMED = {"layer": "probe_layer"}
 
 
 def run_key(config: dict) -> str:
     """A short hash of a RunConfig dict without its runtime fields: names a run folder by what it computes."""
-    return stable_hash({k: v for k, v in config.items() if k not in RUNTIME and not (k in LATER and v == LATER[k])})
+    return stable_hash({RENAMED.get(k, k): v for k, v in config.items()
+                        if k not in RUNTIME and not (k in LATER and v == LATER[k])})
+
+
+OLD_NAMES = {old: new for new, old in RENAMED.items()}
+
+
+def stored_config(stored: dict) -> dict:
+    """A config dict as run.json (or an earlier run.toml) records it, under today's field names."""
+    return {OLD_NAMES.get(k, k): v for k, v in stored.items()}
 
 
 def check_same_settings(stored: dict, config: RunConfig, folder) -> None:
@@ -145,7 +158,7 @@ def check_same_settings(stored: dict, config: RunConfig, folder) -> None:
     def comparable(values: dict) -> dict:
         return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in RUNTIME}
 
-    before = comparable({**asdict(RunConfig(out=config.out)), **stored})
+    before = comparable({**asdict(RunConfig(out=config.out)), **stored_config(stored)})
     now = comparable(asdict(config))
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if changed:

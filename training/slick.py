@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from probekit.answers import is_correct
+from probekit.config import option
 from probekit.entities import Fact, fact_to_record
 from probekit.errors import ProbekitError
 from probekit.io import write_json
@@ -37,21 +38,24 @@ from probekit.io import write_json
 from probekit.decoding import AnswerDecoder
 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+EXEMPLAR_MODES = ("independent", "shared")
 
 
 @dataclass(frozen=True)
 class SlickConfig:
     """SLiCK settings; defaults are the study's (20 runs × 3 exemplars). PRESETS['gekhman']: 10 × 4-shot, 16 samples."""
 
-    runs: int = 20
-    shots: int = 3
-    samples: int = 1  # temperature samples per run (prompt)
-    temperature: float = 0.5
-    top_k: int = 40
-    exemplars: str = "independent"  # or "shared"
-    sample_all: bool = False
-    max_new_tokens: int = 16
-    seed: int = 0
+    runs: int = option(20, "few-shot prompts (runs) per question")
+    shots: int = option(3, "exemplars per prompt")
+    samples: int = option(1, "temperature samples per prompt")
+    temperature: float = option(0.5, "sampling temperature")
+    top_k: int = option(40, "sampling: the top-k tokens")
+    exemplars: str = option("independent", "independent: exemplars drawn for each question and prompt; shared: for "
+                            "each relation and prompt, so its questions share the few-shot prefix (KV reuse)",
+                            choices=EXEMPLAR_MODES)
+    sample_all: bool = option(False, "sample every question, not only those no greedy prompt got right")
+    max_new_tokens: int = option(16, "answer tokens decoded at most")
+    seed: int = option(0, "exemplar and sampling seed")
 
     def __post_init__(self):
         if self.exemplars not in ("independent", "shared"):
@@ -203,6 +207,3 @@ def category_shares(records: list[dict]) -> dict[str, float]:
     n = len(records) or 1
     return {c: sum(r["category"] == c for r in records) / n for c in CATEGORIES}
 
-
-def with_overrides(config: SlickConfig, **overrides) -> SlickConfig:
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -18,6 +18,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from probekit.config import option
 from probekit.errors import ProbekitError
 from probekit.io import write_json, write_jsonl
 
@@ -37,19 +38,21 @@ class SplitConfig:
     """Sizes (None: every eligible question) and the relation filter; the study: 8,000 + 8,000, 30%.
     `allow_short`: accept a 50/50 mix that short pools put more than 10 points off the asked share."""
 
-    known: int = 8000
-    unknown: int = 8000
-    held: int | None = None
-    maybe_known: int | None = None
-    weakly_known: int | None = None
-    min_highly_known: float = 0.30
-    mix: str = "50/50"
-    seed: int = 0
-    allow_short: bool = False
+    known_size: int = option(8000, "D_Known: HighlyKnown train questions sampled (at most those available)")
+    unknown_size: int = option(8000, "D_Unk: Unknown train questions sampled (at most those available)")
+    held_size: int | None = option(None, "D_Held: HighlyKnown dev questions sampled (unset: all)")
+    maybe_known_size: int | None = option(None, "held-out MaybeKnown dev questions sampled (unset: all)")
+    weakly_known_size: int | None = option(None, "held-out WeaklyKnown dev questions sampled (unset: all)")
+    min_highly_known: float = option(0.30, "keep a relation if at least this share of its dev questions is "
+                                     "HighlyKnown")
+    mix: str = option("50/50", "training mix: D_Known ∪ D_Unk, or D_Known only", choices=MIXES)
+    seed: int = option(0, "sampling seed")
+    allow_short: bool = option(False, "train on D_Known ∪ D_Unk even when short pools put D_Known's share more than "
+                               "10 points from the asked share")
 
     def asked(self) -> dict[str, int | None]:
         """Split → the size asked for (None: all)."""
-        return {name: getattr(self, name) for name in POOLS}
+        return {name: getattr(self, f"{name}_size") for name in POOLS}
 
 
 def highly_known_share(records: list[dict]) -> float:

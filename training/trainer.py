@@ -287,7 +287,7 @@ class Trainer:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
         return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
                            self.run_dir.probes,
-                           ProbeConfig(layer=c.probe_layer, prompt_format=c.prompt_format, device=str(self.device),
+                           ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
                                        accuracy=False,  # the run evaluates its own exact match
                                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
                            require_pairs=False)
