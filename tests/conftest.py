@@ -105,8 +105,21 @@ def tiny_series(tmp_path):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist each worker computes on one core (two workers on two threads each oversubscribe)."""
+    """Under pytest-xdist each worker, and every process it starts (OMP_NUM_THREADS), computes on one core: two
+    workers of two threads each would oversubscribe the cores."""
     import os
 
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first, the longest first (``@pytest.mark.slow(seconds=N)``: its measured cost under
+    ``-n auto`` on 2 cores, else 10), so that the workers share them from the start instead of one worker ending
+    alone on a long one."""
+    def cost(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return 0.0 if mark is None else mark.kwargs.get("seconds", 10.0)
+
+    items.sort(key=cost, reverse=True)

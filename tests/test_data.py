@@ -187,7 +187,7 @@ def test_slick_end_to_end_on_embedded_and_resume(embedded, tmp_path, monkeypatch
         run_slick(Slick(model, tok, pools, SlickConfig(runs=3, max_new_tokens=6)), facts, out, "smollm2")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize("mode", ["independent", "shared"])
 def test_slick_stops_settled_questions_with_the_same_categories(embedded, mode):
     """A MaybeKnown question leaves the later runs: the categories, P_sampled and the answers it was given are those
@@ -195,7 +195,7 @@ def test_slick_stops_settled_questions_with_the_same_categories(embedded, mode):
     model, tok, _ = embedded
     pools = {"P17": load_relation("P17", "train")}
     facts = load_relation("P17", "dev")[:32]
-    config = SlickConfig(runs=4, shots=3, samples=1, exemplars=mode)
+    config = SlickConfig(runs=4, shots=3, samples=1, exemplars=mode, max_new_tokens=6)  # a country fits in 6
     fast = Slick(model, tok, pools, config).classify(facts)
     full = Slick(model, tok, pools, config, stop_early=False).classify(facts)
     assert [r["category"] for r in fast] == [r["category"] for r in full]

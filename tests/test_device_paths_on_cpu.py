@@ -64,6 +64,7 @@ RECORDING_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_short_last_batch_and_collective_devices_under_two_processes(tmp_path):
     """9 training examples in global batches of 4 leave a last batch of 1: the rank without an example computes a
     stand-in with weight 0, the run finishes with the single process's loss curve, and every collective's tensor
@@ -100,6 +101,7 @@ WAITING = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_other_ranks_wait_out_a_long_rank0_stretch(tmp_path):
     script = tmp_path / "waiting.py"
     script.write_text(WAITING)
@@ -207,6 +209,7 @@ def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condit
     assert out.shape == (2,) and out[1].item() == sum(len(e.input_ids) for e in t.train_examples[:4])
 
 
+@pytest.mark.slow(seconds=85)
 def test_gpu_check_smoke(tmp_path):
     """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU and the micro pipeline (SLiCK-free splits,
     the fig5 runs with their probe, the figure), their JSON and the pipeline's files under $OUT (≈ 100 s)."""

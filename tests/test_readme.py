@@ -110,7 +110,7 @@ def test_section_blocks_stops_at_the_next_heading_of_its_level():
     assert langs == ["bash", "python", "python", "python"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=45)
 def test_bring_your_own_run_snippets(tmp_path, embedded):
     for name, facts in (("held.jsonl", HELD), ("unknown.jsonl", UNKNOWN)):
         (tmp_path / name).write_text("".join(json.dumps({"question": q, "entity": e, "answers": [a]}) + "\n"

@@ -128,6 +128,7 @@ def torchrun(out, args, port, parallel):
     ("ddp", ["--condition", "self_distill", "--variant", "topk", "--k", "16"]),
     ("fsdp", ["--condition", "freeze", "--trainable", "attn"]),
 ])
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, parallel, condition):
     """torchrun with 2 gloo processes (DDP, or FSDP2 with frozen groups) and the same global batch gives the single
     process's loss curve; under FSDP2 the frozen MLPs stay bit-for-bit."""
@@ -146,6 +147,7 @@ def test_two_processes_match_one(tmp_path, parallel, condition):
         assert changed and all("self_attn" in n for n in changed)
 
 
+@pytest.mark.slow
 def test_single_process_run_resumes_under_fsdp(tmp_path, monkeypatch):
     """A run killed after epoch 1 on one process resumes under FSDP2 (weights, optimizer state and RNG carried over)
     and ends where the uninterrupted run ends."""
@@ -167,7 +169,7 @@ def test_single_process_run_resumes_under_fsdp(tmp_path, monkeypatch):
     assert_same_curve(straight, RunDir(tmp_path / "resumed").records())
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path):
     from probekit.cli import main as probekit_main
     from probekit.entities import fact_to_record
@@ -182,7 +184,7 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
 
     held = dump("h.jsonl", load_relation("P36", "dev")[:24])
     metrics = Trainer(RunConfig(out=str(tmp_path / "run"), model=str(path), known=dump("k.jsonl", facts[:24]),
-                                unknown=dump("u.jsonl", facts[24:]), held=held, epochs=3, lr=2e-4, batch_size=8,
+                                unknown=dump("u.jsonl", facts[24:]), held=held, epochs=2, lr=2e-4, batch_size=8,
                                 keep="all")).run()
     assert metrics[-1]["accuracy"]["unknown"] > metrics[0]["accuracy"]["unknown"]
     assert probekit_main(["probe", str(tmp_path / "run"), "--held", str(tmp_path / "h.jsonl"),
@@ -191,7 +193,7 @@ def test_embedded_sft_learns_unknown_facts_and_series_probes(embedded, tmp_path)
 
     table = pd.read_csv(tmp_path / "probes" / "probes.csv")
     rd = table.query("metric == 'RD'").set_index("index")["value"]
-    assert list(rd.index) == [0, 1, 2, 3] and rd[0] == pytest.approx(0, abs=1e-6) and rd[3] > 0
+    assert list(rd.index) == [0, 1, 2] and rd[0] == pytest.approx(0, abs=1e-6) and rd[2] > 0
     # the probe's exact match is the trainer's own evaluation, fact for fact
     outcomes = pd.read_parquet(tmp_path / "probes" / "outcomes.parquet")
     for record in metrics:

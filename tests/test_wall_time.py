@@ -64,7 +64,7 @@ def test_bf16_mixed_is_costed_at_the_bf16_rates():
     assert wall_time.rates("auto") is wall_time.rates(None) is wall_time.CPU  # auto is fp32 on the CPU
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_the_bench_that_measures_the_bf16_rates_runs(tmp_path):
     out = tmp_path / "bf16.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "cpu_bf16_bench.py"), "--n", "4", "--runs", "1", "--out",
