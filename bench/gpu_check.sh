@@ -53,7 +53,7 @@ else
   TRAIN="--batch-sizes 64 256 --steps 6 --rounds 3 --compile --profile $OUT/train_profile"
   PROBE="--n 2048 --batch-size 64 --rounds 3"; SLICK="--n 64 --runs 2"
   # 6 bf16 checkpoints of 3.1 GB; --ranks 2: two processes sharing the one GPU
-  SERIES="--dtype bfloat16 --checkpoints 6 --held 200 --unknown 100 --rounds 1 --ranks 2"
+  SERIES="--dtype bfloat16 --checkpoints 6 --held 200 --unknown 100 --rounds 2 --ranks 2"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$LOG"
@@ -73,7 +73,7 @@ fi
 step train_bench 300 $PY bench/train_bench.py $MODEL --precision $PRECISION $TRAIN --out "$OUT/train_bench.json"
 step probe_bench 150 $PY bench/probe_bench.py $MODEL --dtype $DTYPE $PROBE --out "$OUT/probe_bench.json"
 step slick_bench 150 $PY bench/slick_bench.py $MODEL --dtype $DTYPE $SLICK --out "$OUT/slick_bench.json"
-step series_bench 300 $PY bench/series_bench.py $MODEL $SERIES --work "$WORK/series" --out "$OUT/series_bench.json"
+step series_bench 240 $PY bench/series_bench.py $MODEL $SERIES --work "$WORK/series" --out "$OUT/series_bench.json"
 rm -rf "$WORK/series"
 step pipeline "$LIMIT" $PY -m analyses.fig5 "${PIPELINE[@]}" --runs-dir "$WORK/runs" --figures-dir "$WORK/figures"
 RUN=$(find "$WORK/runs" -name metrics.jsonl -path "*sft*" 2>/dev/null | head -n 1)

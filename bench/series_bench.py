@@ -1,5 +1,4 @@
-"""A checkpoint series probed four ways (models rebuilt or reused, loads overlapped or not), and --layers all vs
-one layer.
+"""A checkpoint series probed with loads overlapped with capture vs one at a time, and --layers all vs one layer.
 
     python bench/series_bench.py                                  # 12 checkpoints of the embedded SmolLM2-135M, CPU
     python bench/series_bench.py --arch qwen2.5-1.5b --device cuda  # random-weight Qwen2.5-1.5B on a GPU
@@ -8,14 +7,11 @@ The series: θ0 and `--checkpoints` copies of it, each with its own small weight
 in the model's dtype (float32 for the embedded model) under `--work`. `--cache cold` (default) evicts every file
 of the series from the page cache before each pass (posix_fadvise DONTNEED), as for a series larger than memory
 or just written by another job; `--cache warm` reads every file first. Each side probes the whole series into a
-fresh folder (nothing cached), `--held` held-out and `--unknown` unknown facts from EntityQuestions dev; the order
-of the sides rotates each round. The sides (SIDES): "rebuilt", the obvious baseline (from_pretrained per checkpoint,
-one after another), the same with the next load overlapped, and the same two with each checkpoint's weights copied
-into a model already built (`--reuse-models`, probekit.reload). Reported: wall time per side (median), each side's
-speed-up over "rebuilt", the split of one pass without overlap into load and capture time (rebuilt and reused),
-and the max abs difference of the tables (the same numbers). Then `--layers all` against the default layer, and
-the series under torchrun with `--ranks` processes (the command line, each rank with its share of the cores)
-against the one-process table.
+fresh folder (nothing cached), `--held` held-out and `--unknown` unknown facts from EntityQuestions dev; rounds
+alternate the order. Reported: wall time per side (median), the split of one
+sequential pass into load and capture time, the speed-up, and the max abs difference of the two tables (the same
+numbers). Then `--layers all` against the default layer, and the series under torchrun with `--ranks` processes
+(the command line, each rank with its share of the cores) against the one-process table.
 """
 from __future__ import annotations
 
@@ -72,19 +68,22 @@ def facts(held: int, unknown: int):
 
 
 class Timer:
-    """Seconds spent loading and capturing (SeriesProbe.load and .capture, reload.copy_weights wrapped while one
-    pass without overlap is timed)."""
+    """Seconds spent in SeriesProbe.load and .capture (wrapped while timing a sequential pass)."""
 
     def __init__(self):
         self.load = self.capture = 0.0
 
-    def add(self, name, func, *args, **kwargs):
-        """func(*args, **kwargs), its seconds added to `name`."""
-        t0 = time.perf_counter()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
+    def wrap(self, name):
+        real = getattr(series.SeriesProbe, name)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
+
+        return real, timed
 
 
 def torchrun_once(base, paths, held, unknown, out, work, ranks: int, device: str) -> tuple[float, object]:
@@ -130,43 +129,19 @@ def probe_once(base, paths, held, unknown, out, cache="cold", **config) -> tuple
     return time.perf_counter() - t0, table
 
 
-SIDES = {  # side → ProbeConfig settings; "rebuilt" is the obvious baseline: from_pretrained per checkpoint, in turn
-    "rebuilt": dict(reuse_models=False, overlap_loads=False),
-    "rebuilt, overlapped": dict(reuse_models=False, overlap_loads=True),
-    "reused": dict(reuse_models=True, overlap_loads=False),
-    "reused, overlapped": dict(reuse_models=True, overlap_loads=True),
-}
-
-
 def split(base, paths, held, unknown, out, **config) -> dict:
-    """Load and capture seconds of one pass without overlap (a reused model's load is its in-place copy)."""
-    from probekit import reload
-
+    """Load and capture seconds of one sequential pass."""
     timer = Timer()
-    reals = {(series.SeriesProbe, "load"): "load", (series.SeriesProbe, "capture"): "capture",
-             (reload, "copy_weights"): "load"}
-    saved = {owner_name: getattr(*owner_name) for owner_name in reals}
-    for (owner, name), what in reals.items():
-        real = saved[(owner, name)]
-        setattr(owner, name, lambda *a, _real=real, _what=what, **kw: timer.add(_what, _real, *a, **kw))
+    reals = {}
+    for name in ("load", "capture"):
+        reals[name], timed = timer.wrap(name)
+        setattr(series.SeriesProbe, name, timed)
     try:
-        wall, _ = probe_once(base, paths, held, unknown, out, **config)
+        wall, _ = probe_once(base, paths, held, unknown, out, overlap_loads=False, **config)
     finally:
-        for (owner, name), real in saved.items():
-            setattr(owner, name, real)
+        for name, real in reals.items():
+            setattr(series.SeriesProbe, name, real)
     return {"wall_s": wall, "load_s": timer.load, "capture_s": timer.capture}
-
-
-def timed_sides(base, paths, held, unknown, work, rounds: int, **cfg) -> tuple[dict, dict]:
-    """Seconds of every side in SIDES per round (the order rotated each round), and each side's last table."""
-    times, tables = {side: [] for side in SIDES}, {}
-    order = list(SIDES)
-    for r in range(rounds):
-        for side in order[r % len(order):] + order[: r % len(order)]:
-            wall, tables[side] = probe_once(base, paths, held, unknown, work / "side", **SIDES[side], **cfg)
-            times[side].append(wall)
-            print(f"round {r} {side}: {wall:.1f} s", flush=True)
-    return times, tables
 
 
 def main() -> None:
@@ -190,17 +165,23 @@ def main() -> None:
     held, unknown = facts(args.held, args.unknown)
     cfg = dict(device=args.device, cache=args.cache, accuracy=False)  # drift only: no greedy decoding
     probe_once(base, paths[:1], held, unknown, work / "warm", **cfg)  # imports, first-call costs
-    times, tables = timed_sides(base, paths, held, unknown, work, args.rounds, **cfg)
-    diff = max(float((t["value"] - tables["rebuilt"]["value"]).abs().max()) for t in tables.values())
-    parts = {side: split(base, paths, held, unknown, work / "split", **SIDES[side], **cfg)
-             for side in ("rebuilt", "reused")}
-    one, _ = probe_once(base, paths, held, unknown, work / "one-layer", **cfg)
-    every, table = probe_once(base, paths, held, unknown, work / "all-layers", layers="all", **cfg)
+    times = {"sequential": [], "overlapped": []}
+    tables = {}
+    for r in range(args.rounds):
+        for side in (("sequential", "overlapped") if r % 2 == 0 else ("overlapped", "sequential")):
+            wall, tables[side] = probe_once(base, paths, held, unknown, work / side, overlap_loads=side == "overlapped",
+                                            **cfg)
+            times[side].append(wall)
+            print(f"round {r} {side}: {wall:.1f} s", flush=True)
+    diff = (tables["sequential"]["value"] - tables["overlapped"]["value"]).abs().max()
+    parts = split(base, paths, held, unknown, work / "split", **cfg)
+    one, _ = probe_once(base, paths, held, unknown, work / "one-layer", overlap_loads=True, **cfg)
+    every, table = probe_once(base, paths, held, unknown, work / "all-layers", layers="all", overlap_loads=True, **cfg)
     ranks = None
     if args.ranks:
         wall, ranked = torchrun_once(base, paths, held, unknown, work / "ranks", work, args.ranks, args.device)
-        one_process = tables["rebuilt"]
-        ranks = {"ranks": args.ranks, "wall_s": wall, "one_process_s": statistics.median(times["rebuilt"]),
+        one_process = tables["sequential"]
+        ranks = {"ranks": args.ranks, "wall_s": wall, "one_process_s": statistics.median(times["sequential"]),
                  "max_abs_table_difference": float((ranked["value"] - one_process["value"]).abs().max())}
     med = {side: statistics.median(t) for side, t in times.items()}
     result = {
@@ -208,8 +189,8 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "checkpoints": args.checkpoints, "page_cache": args.cache, "held": len(held), "unknown": len(unknown),
         "rounds": args.rounds,
-        "seconds": times, "median_s": med, "speedup_over_rebuilt": {s: med["rebuilt"] / m for s, m in med.items()},
-        "split_without_overlap": parts, "max_abs_table_difference": diff,
+        "seconds": times, "median_s": med, "speedup": med["sequential"] / med["overlapped"],
+        "sequential_split": parts, "max_abs_table_difference": float(diff),
         "layers": {"one_s": one, "all_s": every, "all_over_one": every / one,
                    "layers": int(table["layer"].nunique())},
         "torchrun": ranks,

@@ -73,9 +73,6 @@ class ProbeConfig:
     overlap_loads: bool | None = option(None, "read the next checkpoint's weights while the current one is probed "
                                               "(one model in flight); unset: on a GPU only (on a CPU the load "
                                               "competes for the same cores: measured no faster)", runtime=True)
-    reuse_models: bool = option(True, "copy each checkpoint's weights into a model already built for an earlier one "
-                                      "(same config and tensors) instead of building a model per checkpoint; the "
-                                      "same numbers", runtime=True)
     skip_broken: bool = option(False, "skip a checkpoint whose weights are missing, truncated or unreadable (with "
                                       "a warning) instead of stopping", runtime=True)
 

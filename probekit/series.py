@@ -33,7 +33,6 @@ from .io import atomic_write, read_tensors, stable_hash, tensors_key, write_json
 from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtype
 from .outcomes import outcomes_of, write_outcomes
 from .prefetch import OneAhead, to_device
-from .reload import Reloader
 from .ranks import Ranks
 from .weights import check_weights
 
@@ -278,8 +277,7 @@ def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkp
     done = []
     overlap = probe.config.overlap_loads
     overlap = torch.device(probe.device).type == "cuda" if overlap is None else overlap
-    load = Reloader(probe.load, probe.device, slots=2 if overlap else 1) if probe.config.reuse_models else probe.load
-    with OneAhead([c.path for _, c in to_load], load, overlap) as loads:
+    with OneAhead([c.path for _, c in to_load], probe.load, overlap) as loads:
         for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
             try:
                 if ckpt.path.resolve() == base_path:
