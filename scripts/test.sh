@@ -12,5 +12,6 @@ DOCS_LOG="$(mktemp)"
 NO_MKDOCS_2_WARNING=1 "$VENV/bin/python" -m mkdocs build --strict --site-dir "${TMPDIR:-/tmp}/probekit-site" \
   >"$DOCS_LOG" 2>&1 || { cat "$DOCS_LOG"; rm -f "$DOCS_LOG"; exit 1; }
 rm -f "$DOCS_LOG"
-# one worker per core, each computing on one thread (tests/conftest.py): about twice as fast as one process
-"$VENV/bin/python" -m pytest -q -n auto "$@"
+# one worker per core, each computing on one thread (tests/conftest.py), handed one test at a time in the order
+# conftest sets (the longest first), so that no worker is left alone with the long ones at the end
+"$VENV/bin/python" -m pytest -q -n auto --maxschedchunk 1 "$@"
