@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import comparison_lines
-from .frames import run_interval
+from .epoch_tables import run_interval
 from .outputs import interval_columns, save_csv, save_table
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 COLUMNS = {"D_Unk": "unknown", "D_Known": "known", "D_Held": "held"}
 

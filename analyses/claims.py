@@ -35,7 +35,7 @@ from .drift_items import drift_differences
 from .outputs import interval_cell, save_table, write_outputs
 from .profiles import synthetic_profile
 from .runs import STUDY_CONDITIONS, SYNTHETIC_CONDITIONS, Run, Trained, synthetic_runs
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 NAME = "claims"
 RULES = [" ".join(rule.removeprefix("- ").split()) for paragraph in __doc__.split("\n\n")[1:4]

@@ -25,7 +25,7 @@ from probekit import stats
 from probekit.pooled import Pooled, pooled_mean
 
 from .wall_time import dev_questions
-from .frames import outcomes
+from .epoch_tables import outcomes
 from .profiles import Profile
 from .runs import Trained
 

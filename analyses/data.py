@@ -1,5 +1,5 @@
 """The facts an analysis trains and evaluates on: SLiCK-filtered splits and synthetic facts, cached under the runs
-folder by a hash of everything they depend on. ``Placeholders`` stands in for them in a dry run.
+folder by a hash of everything they depend on. ``DryRunData`` stands in for them in a dry run.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class Data:
         return str(path)
 
 
-class Placeholders:
+class DryRunData:
     """What a dry run plans with: the same calls as ``Data``, nothing prepared. Data already prepared under
     `runs_dir` is named by its real path, so that the runs planned on it are those on disk (their progress shown)."""
 

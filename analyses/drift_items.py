@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from scipy.stats import wilcoxon
 
-from probekit import metrics as M
+from probekit import metrics
 from probekit import stats
 from probekit.drift_probe import ProbeConfig
 from probekit.entities import read_facts
@@ -25,7 +25,7 @@ from probekit.io import read_tensors, stable_hash, write_tensors
 from probekit.pooled import pooled_mean
 
 from .comparisons import Paired, outcome_line
-from .frames import probe_frame, seed_frame
+from .epoch_tables import probe_frame, seed_frame
 from .runs import Trained
 
 TOLERANCE = 1e-6  # relative: NS sums in another order
@@ -35,23 +35,23 @@ def _pairs(config: dict, held_answers: list[str]) -> torch.Tensor | None:
     if not config.get("unknown"):
         return None
     probe = ProbeConfig()
-    return M.answer_pairs([f.answer for f in read_facts(config["unknown"])], held_answers, probe.max_pairs,
+    return metrics.answer_pairs([f.answer for f in read_facts(config["unknown"])], held_answers, probe.max_pairs,
                           probe.seed)
 
 
 def _items(b: dict, s: dict, ns_rows: torch.Tensor, pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Per-item values of every metric the states allow: θ0's tensors `b`, a checkpoint's `s` (as DriftProbe)."""
-    out = {"RD": M.rd_items(b["held_states"], s["held_states"]),
-           "NS": M.ns_items(b["held_states"][ns_rows], s["held_states"][ns_rows])}
+    out = {"RD": metrics.rd_items(b["held_states"], s["held_states"]),
+           "NS": metrics.ns_items(b["held_states"][ns_rows], s["held_states"][ns_rows])}
     new_key = "new_states" if "new_states" in s else "unk_states" if "unk_states" in s else None
     if new_key:
-        out["MTD"] = M.mtd_items(b["held_states"], s["held_states"], b[new_key], s[new_key])
+        out["MTD"] = metrics.mtd_items(b["held_states"], s["held_states"], b[new_key], s[new_key])
     if pairs is not None and "unk_at_base_topk" in s and len(pairs) == len(s["unk_at_base_topk"]):
         u, h = pairs[:, 0], pairs[:, 1]
         base_at_i = b["held_topk_values"][h]
-        out["Rank-rho"] = M.spearman_rows(s["unk_at_base_topk"], base_at_i)
-        out["NTR"] = M.ntr_rows(s["unk_topk"][u], s["held_topk"][h])
-        out["JSD"] = M.jsd_rows(s["unk_at_base_topk"], base_at_i)
+        out["Rank-rho"] = metrics.spearman_rows(s["unk_at_base_topk"], base_at_i)
+        out["NTR"] = metrics.ntr_rows(s["unk_topk"][u], s["held_topk"][h])
+        out["JSD"] = metrics.jsd_rows(s["unk_at_base_topk"], base_at_i)
     return out
 
 
@@ -71,7 +71,7 @@ def _all_items(t: Trained, probed: list[dict]) -> dict[str, torch.Tensor]:
     if cached is not None or not probed:
         return cached or {}
     held = read_facts(t.run.config["held"])
-    ns_rows = M.ns_subsample(len(held), ProbeConfig().ns_sample, ProbeConfig().seed)
+    ns_rows = metrics.ns_subsample(len(held), ProbeConfig().ns_sample, ProbeConfig().seed)
     pairs = _pairs(t.run.config, [f.answer for f in held])
     try:
         base = t.dir.probe_states(None)

@@ -27,7 +27,7 @@ from .outputs import write_outputs
 from .plots import GRID_FONT_SCALE, lines
 from .profiles import model_label, synthetic_profile
 from .runs import SEMANTIC_KEY_CONDITIONS, Run, synthetic_runs
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "families"
 METRICS = ["RD", "NS", "MTD", "NTR", "Rank-rho", "JSD"]

@@ -12,12 +12,12 @@ import pandas as pd
 
 from .comparisons import forgetting_lines
 from .drift_items import PAIRED_OVER, drift_difference_lines, drift_frame
-from .frames import run_accuracy
+from .epoch_tables import run_accuracy
 from .outputs import write_outputs
 from .plots import metric_panels
 from .profiles import synthetic_profile
 from .runs import SEMANTIC_KEY_CONDITIONS, synthetic_runs
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "fig11"
 PANELS = ["RD", "JSD", "MTD", "NS", "NTR", "Rank-rho", "train D_Unk", "val D_Held"]

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .frames import forgetting, last_accuracies, seed_mean
+from .epoch_tables import forgetting, last_accuracies, seed_mean
 from .panels import run_panel_figure
 
 NAME = "fig2"

@@ -7,7 +7,7 @@ on D_Known ∪ D_Unk with λ = 1, τ = 0.5 (full-vocabulary KL).
 """
 from __future__ import annotations
 
-from .frames import run_interval, forgetting, seed_mean
+from .epoch_tables import run_interval, forgetting, seed_mean
 from .outputs import interval_cell
 from .panels import run_panel_figure
 from .runs import STUDY_CONDITIONS

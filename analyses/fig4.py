@@ -17,12 +17,12 @@ import pandas as pd
 from probekit.config import option
 
 from .comparisons import comparison_lines
-from .frames import run_interval
+from .epoch_tables import run_interval
 from .outputs import band_of, interval_columns, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import synthetic_profile
 from .runs import Run, run_config
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "fig4"
 KEYS = ("semantic", "uuid")

@@ -19,7 +19,7 @@ from .outputs import interval_cell, write_outputs
 from .plots import SINGLE_PANEL_FONT_SCALE, lines
 from .profiles import synthetic_profile
 from .runs import synthetic_runs
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "fig5"
 COLORS = {"SFT, semantic keys": "#1f77b4", "Self-distillation, semantic keys": "#ff7f0e", "SFT, UUID keys": "#2ca02c"}

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .comparisons import comparison_lines
-from .frames import split_accuracy
+from .epoch_tables import split_accuracy
 from .outputs import write_outputs
 from .plots import split_panels
 from .runs import STUDY_CONDITIONS
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 NAME = "fig6"
 LABELS = STUDY_CONDITIONS

@@ -16,11 +16,11 @@ import pandas as pd
 from training.config import DISTILL_POSITIONS, RunConfig
 
 from .comparisons import comparison_lines
-from .frames import run_accuracy
+from .epoch_tables import run_accuracy
 from .outputs import write_outputs
 from .plots import GRID_FONT_SCALE, lines
 from .runs import Run, run_config
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "fig9"
 M_Y = {"distill_positions": DISTILL_POSITIONS}  # eq. 2's two readings of M(y), in every profile

@@ -20,11 +20,11 @@ import pandas as pd
 from probekit import stats
 
 from .comparisons import outcome_line, paired_outcomes
-from .frames import outcomes
+from .epoch_tables import outcomes
 from .outputs import interval_cell, save_table, write_outputs
 from .plots import LINESTYLES
 from .runs import STUDY_CONDITIONS
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 NAME = "frontier"
 LABELS = STUDY_CONDITIONS

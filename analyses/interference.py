@@ -27,11 +27,11 @@ from probekit.entities import read_facts
 from probekit.interference import forgotten_facts, nearest_new, peak_epoch, permutation_auc
 from probekit.io import write_text
 
-from .frames import correct_matrix
+from .epoch_tables import correct_matrix
 from .outputs import markdown, save_csv, write_outputs
 from .profiles import synthetic_profile
 from .runs import SYNTHETIC_CONDITIONS, Run, Trained, standard_runs, synthetic_runs
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "interference"
 EQ_LABELS = ["SFT", "Self-distillation"]  # new entities: D_Unk

@@ -18,12 +18,12 @@ from training.config import RunConfig
 from training.lambda_match import LambdaMatch, l2_lambda
 
 from .comparisons import comparison_lines, forgetting_lines
-from .frames import run_interval, split_accuracy
+from .epoch_tables import run_interval, split_accuracy
 from .outputs import interval_columns, save_table, write_outputs
 from .plots import split_panels
 from .profiles import PROFILES, synthetic_profile
 from .runs import Run, Trained, ensure_run, run_config, training_seeds, with_seed
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "l2"
 SPLITS = ["unknown", "held"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .comparisons import forgetting_lines
-from .frames import split_accuracy
+from .epoch_tables import split_accuracy
 from .outputs import write_outputs
 from .plots import run_panels
 from .profiles import Profile
 from .runs import Trained
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 SPLITS = ("known", "unknown", "held")
 

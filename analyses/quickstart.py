@@ -24,7 +24,7 @@ from training.run_dir import RunDir
 from training.trainer import Trainer
 
 from .outputs import FIGURES
-from .skeleton import HelpFormatter, cli
+from .analysis import HelpFormatter, cli
 
 PROG = "python -m analyses.quickstart"
 

@@ -44,11 +44,11 @@ from probekit.models import default_device, load_causal_lm, load_tokenizer, reso
 from training.entityquestions import load_relation
 
 from .comparisons import paired_line
-from .frames import correct_matrix
+from .epoch_tables import correct_matrix
 from .outputs import band_of, interval_cell, save_csv, write_outputs
 from .plots import band, lines
 from .runs import STUDY_CONDITIONS, Trained
-from .skeleton import Analysis, standard_plan
+from .analysis import Analysis, standard_plan
 
 NAME = "recall"
 LABELS = STUDY_CONDITIONS

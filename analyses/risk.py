@@ -30,13 +30,13 @@ from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_curve
 
-from probekit import risk as R
+import probekit.risk
 from probekit import stats
 from probekit.entities import read_facts
 from probekit.io import atomic_write, stable_hash
 from training.run_dir import RunDir
 
-from .frames import correct_matrix
+from .epoch_tables import correct_matrix
 
 FEATURE_VERSION = 1  # bump when a feature's definition changes: the cache key carries it
 FAMILY = {"embedded": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M"}
@@ -61,7 +61,8 @@ def archived_runs(runs_dir: Path) -> pd.DataFrame:
 
 def setting_features(runs_dir: Path, model: str, held: str, new: str, known: str, n_held: int) -> pd.DataFrame:
     """θ0 features of the first `n_held` held facts against `new` and `known` (cached under runs_dir/.risk)."""
-    key = stable_hash([FEATURE_VERSION, model, held, new, known, n_held, R.TOP, R.NEAR, R.CONFIDENCE_K], 16)
+    key = stable_hash([FEATURE_VERSION, model, held, new, known, n_held, probekit.risk.TOP, probekit.risk.NEAR,
+                       probekit.risk.CONFIDENCE_K], 16)
     cache = Path(runs_dir) / ".risk" / f"features-{key}.parquet"
     if cache.exists():
         return pd.read_parquet(cache)
@@ -70,8 +71,8 @@ def setting_features(runs_dir: Path, model: str, held: str, new: str, known: str
     facts = {name: read_facts(path) for name, path in (("held", held), ("new", new), ("known", known))}
     facts["held"] = facts["held"][:n_held]
     net, tokenizer = load_model(model, device="cpu")
-    theta0 = R.theta0_pass(net, tokenizer, facts["held"], facts["new"], facts["known"])
-    table = R.features(theta0.held, theta0.new, theta0.known, theta0.held_topk, facts["held"], facts["new"])
+    theta0 = probekit.risk.theta0_pass(net, tokenizer, facts["held"], facts["new"], facts["known"])
+    table = probekit.risk.features(theta0.held, theta0.new, theta0.known, theta0.held_topk, facts["held"], facts["new"])
     table.insert(0, "relation", [f.relation for f in facts["held"]])
     table.insert(0, "fact", range(n_held))
     with atomic_write(cache) as tmp:
@@ -107,17 +108,17 @@ def dataset(runs_dir: Path) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def fit(train: pd.DataFrame, label: str) -> R.Predictor:
+def fit(train: pd.DataFrame, label: str) -> probekit.risk.Predictor:
     """A logistic model on standardised features (NaN → the training mean) of the rows with a label."""
     train = train[train[label].notna()]
-    x = train[list(R.FEATURES)].to_numpy(float)
+    x = train[list(probekit.risk.FEATURES)].to_numpy(float)
     mean = np.nanmean(x, 0)
     mean = np.where(np.isnan(mean), 0.0, mean)
     scale = np.nanstd(x, 0)
     scale = np.where((scale > 0) & ~np.isnan(scale), scale, 1.0)
     z = np.where(np.isnan(x), 0.0, (x - mean) / scale)
     model = LogisticRegression(C=1.0, max_iter=1000).fit(z, train[label].to_numpy(int))
-    return R.Predictor(list(R.FEATURES), mean.tolist(), scale.tolist(), model.coef_[0].tolist(),
+    return probekit.risk.Predictor(list(probekit.risk.FEATURES), mean.tolist(), scale.tolist(), model.coef_[0].tolist(),
                        float(model.intercept_[0]), label=label)
 
 
@@ -139,7 +140,7 @@ def best_single(train: pd.DataFrame, label: str) -> tuple[str, int]:
     train = train[train[label].notna()]
     y = train[label].to_numpy(int)
     best = ("margin", -1, 0.0)
-    for f in R.FEATURES:
+    for f in probekit.risk.FEATURES:
         s = train[f].to_numpy(float)
         if np.isnan(s).all():
             continue
@@ -281,14 +282,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                f"{int(smol['forgotten'].notna().sum())} fact-runs, label: answered at the peak, "
                                "lost by the last epoch)")
         predictor.validation = [{k: r[k] for k in ("group", "setting", "auc", "lo", "hi")} for r in rows]
-        predictor.save(R.PREDICTOR_FILE)
-        print(f"wrote {R.PREDICTOR_FILE} (data hash {predictor.data_hash})")
+        predictor.save(probekit.risk.PREDICTOR_FILE)
+        print(f"wrote {probekit.risk.PREDICTOR_FILE} (data hash {predictor.data_hash})")
     return df
 
 
 def training_hash(train: pd.DataFrame) -> str:
     """The hash of the table a predictor is fitted on: its features and labels, rounded to 6 decimals."""
-    cols = list(R.FEATURES) + ["forgotten"]
+    cols = list(probekit.risk.FEATURES) + ["forgotten"]
     return stable_hash(np.round(train[cols].to_numpy(float), 6).tolist(), 16)
 
 

@@ -100,7 +100,7 @@ SEMANTIC_KEY_CONDITIONS = ("SFT, semantic keys", "Self-distillation, semantic ke
 
 def synthetic_runs(profile: Profile, data, labels=tuple(SYNTHETIC_CONDITIONS)) -> list[Run]:
     """The synthetic-setting runs named in `labels` on the profile's splits and synthetic facts (`data`: Data or
-    Placeholders)."""
+    DryRunData)."""
     splits = data.splits(profile)
     keys = dict.fromkeys(SYNTHETIC_CONDITIONS[label][0] for label in labels)
     synthetic = {key: data.synthetic(profile, key) for key in keys}

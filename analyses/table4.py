@@ -11,11 +11,11 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import comparison_lines
-from .frames import run_interval
+from .epoch_tables import run_interval
 from .outputs import interval_columns, save_csv, save_table
 from .profiles import synthetic_profile
 from .runs import Run, run_config
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "table4"
 SYNTHETIC = {"paper": 1_000_000, "quick": 64}  # facts per cell; other profiles: their `synthetic`

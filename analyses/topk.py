@@ -12,12 +12,12 @@ from __future__ import annotations
 import pandas as pd
 
 from .comparisons import forgetting_lines
-from .frames import run_interval, split_accuracy
+from .epoch_tables import run_interval, split_accuracy
 from .outputs import interval_columns, save_table, write_outputs
 from .plots import split_panels
 from .profiles import synthetic_profile
 from .runs import Run, run_config
-from .skeleton import Analysis
+from .analysis import Analysis
 
 NAME = "topk"
 CONDITIONS = {"SFT": dict(condition="sft"), "Self-distillation": dict(condition="self_distill", variant="full"),

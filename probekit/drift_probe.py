@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from . import metrics as M
+from . import metrics
 from .capture import Prober
 from .config import option
 from .entities import DEFAULT_PROMPT_FORMAT, Fact, locate_entities, read_facts
@@ -54,9 +54,9 @@ class ProbeConfig:
                                      "layer, num_hidden_layers // 2")
     layers: list[str] | None = option(None, "several layers read in one pass, e.g. 4 8 14, or all (instead of "
                                             "--layer): one row per checkpoint × layer × metric")
-    k: int = option(M.DEFAULT_K, "top-k size for Rank-rho, NTR and JSD (1 to the vocabulary size)")
-    ns_sample: int | None = option(M.DEFAULT_NS_SAMPLE, "NS subsample size |S| (0 = all held-out facts)")
-    max_pairs: int | None = option(M.DEFAULT_MAX_PAIRS, "cap on the (unknown, held) answer pairs (0 = all)")
+    k: int = option(metrics.DEFAULT_K, "top-k size for Rank-rho, NTR and JSD (1 to the vocabulary size)")
+    ns_sample: int | None = option(metrics.DEFAULT_NS_SAMPLE, "NS subsample size |S| (0 = all held-out facts)")
+    max_pairs: int | None = option(metrics.DEFAULT_MAX_PAIRS, "cap on the (unknown, held) answer pairs (0 = all)")
     seed: int = option(0, "seed of the NS subsample and of the pair cap")
     jsd_log_base: float = option(math.e, "log base of JSD (e: nats; 2: bits)")
     prompt_format: str = option(DEFAULT_PROMPT_FORMAT, "prompt with {question}; \\n in a flag is a newline")
@@ -129,7 +129,7 @@ class DriftProbe:
         self.held, self.unknown, self.new = held, unknown, new
         self.pairs = None
         if unknown is not None:
-            self.pairs = M.answer_pairs([f.answer for f in unknown], [f.answer for f in held],
+            self.pairs = metrics.answer_pairs([f.answer for f in unknown], [f.answer for f in held],
                                         config.max_pairs, config.seed)
             if len(self.pairs) == 0 and not require_pairs:
                 self.pairs = None  # no shared answers: Rank-ρ, NTR and JSD are left out
@@ -140,7 +140,7 @@ class DriftProbe:
                 )
         for facts in (held, unknown, new):  # fail on an unlocatable entity before any model runs
             locate_entities(tokenizer, facts or [], config.prompt_format)
-        self.ns_rows = M.ns_subsample(len(held), config.ns_sample, config.seed)
+        self.ns_rows = metrics.ns_subsample(len(held), config.ns_sample, config.seed)
 
     def prober(self, model) -> Prober:
         c = self.config
@@ -184,18 +184,18 @@ class DriftProbe:
     def metrics(self, b: dict[str, torch.Tensor], s: dict[str, torch.Tensor]) -> dict[str, float]:
         """The drift metrics of one model's tensors `s` against θ0's `b`, both of one layer."""
         out = {
-            "RD": M.rd(b["held_states"], s["held_states"]),
-            "NS": M.ns(b["held_states"][self.ns_rows], s["held_states"][self.ns_rows]),
+            "RD": metrics.rd(b["held_states"], s["held_states"]),
+            "NS": metrics.ns(b["held_states"][self.ns_rows], s["held_states"][self.ns_rows]),
         }
         new_key = "new_states" if "new_states" in s else "unk_states" if "unk_states" in s else None
         if new_key:
-            out["MTD"] = M.mtd(b["held_states"], s["held_states"], b[new_key], s[new_key])
+            out["MTD"] = metrics.mtd(b["held_states"], s["held_states"], b[new_key], s[new_key])
         if self.pairs is not None:
             u, h = self.pairs[:, 0], self.pairs[:, 1]
             base_at_i = b["held_topk_values"][h]
-            out["Rank-rho"] = M.rank_rho(s["unk_at_base_topk"], base_at_i)
-            out["NTR"] = M.ntr(s["unk_topk"][u], s["held_topk"][h])
-            out["JSD"] = M.jsd(s["unk_at_base_topk"], base_at_i, self.config.jsd_log_base)
+            out["Rank-rho"] = metrics.rank_rho(s["unk_at_base_topk"], base_at_i)
+            out["NTR"] = metrics.ntr(s["unk_topk"][u], s["held_topk"][h])
+            out["JSD"] = metrics.jsd(s["unk_at_base_topk"], base_at_i, self.config.jsd_log_base)
         for which, key in OUTCOME_KEYS.items():
             if key in s:
                 out[f"accuracy_{which}"] = s[key].float().mean().item()
@@ -221,7 +221,7 @@ def base_view(base_model, model):
 
 
 def drift(base_model, model, tokenizer, held, unknown=None, new=None, layer: int | None = None,
-          k: int = M.DEFAULT_K, *, layers=None, run: str = "memory", name: str = "model", index: int = 0,
+          k: int = metrics.DEFAULT_K, *, layers=None, run: str = "memory", name: str = "model", index: int = 0,
           **settings) -> pd.DataFrame:
     """The six drift metrics of `model` against `base_model` (θ0), both in memory, and (unless ``accuracy=False``)
     each model's greedy exact match on every fact set (``accuracy_held``, ...); nothing is written.

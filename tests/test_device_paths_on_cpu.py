@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from training import losses as L
+from training import losses
 from training.config import RunConfig
 from training.distributed import all_sum
 from training.objective import Objective
@@ -42,7 +42,7 @@ def torchrun(script, args, port):
 RECORDING_RUN = textwrap.dedent("""
     import json, os, sys
     import torch.distributed as dist
-    from training import trainer as T
+    import training.trainer
     from training.__main__ import main
 
     seen, devices = [], {}
@@ -52,11 +52,11 @@ RECORDING_RUN = textwrap.dedent("""
             seen.append(str(tensor.device))
             return _real(tensor, *a, **k)
         setattr(dist, name, spy)
-    init = T.Trainer.__init__
+    init = training.trainer.Trainer.__init__
     def record(self, config):
         init(self, config)
         devices["trainer"] = str(self.device)
-    T.Trainer.__init__ = record
+    training.trainer.Trainer.__init__ = record
     code = main(sys.argv[2:])
     with open(f"{sys.argv[1]}.{os.environ['RANK']}.json", "w") as fh:  # the group is gone once main returns
         json.dump({"collectives": seen, **devices}, fh)
@@ -151,11 +151,12 @@ def test_a_gpu_run_resolves_bf16_autocast_and_tf32(tmp_path):
 
 
 def test_evaluation_decodes_under_the_training_autocast(tmp_path, monkeypatch):
-    from training import trainer as T
+    import training.trainer
 
     seen = []
-    real = T.evaluate
-    monkeypatch.setattr(T, "evaluate", lambda *a: seen.append(torch.is_autocast_enabled("cpu")) or real(*a))
+    real = training.trainer.evaluate
+    monkeypatch.setattr(training.trainer, "evaluate",
+                        lambda *a: seen.append(torch.is_autocast_enabled("cpu")) or real(*a))
     t = trainer(tmp_path, precision="bf16-mixed")
     t.run_dir.path.mkdir(parents=True)
     model = t.load_model(t.base_path)
@@ -168,8 +169,8 @@ def test_l2_to_snapshot_vectorised_matches_the_loop():
     params = {f"p{i}": torch.randn(37, 11, requires_grad=True) for i in range(20)}
     snap = {n: p.detach() + 0.01 * torch.randn_like(p) for n, p in params.items()}
     loop = sum(((p.float() - snap[n].float()) ** 2).sum() for n, p in params.items())
-    assert L.l2_to_snapshot(params, snap).item() == loop.item()  # the CPU path: the same floats
-    assert L.l2_to_snapshot(params, snap, fused=True).item() == pytest.approx(loop.item(), rel=1e-6, abs=1e-6)
+    assert losses.l2_to_snapshot(params, snap).item() == loop.item()  # the CPU path: the same floats
+    assert losses.l2_to_snapshot(params, snap, fused=True).item() == pytest.approx(loop.item(), rel=1e-6, abs=1e-6)
 
 
 # not __bool__: transformers' SDPA mask builder asks whether the padding mask is all ones (one read-back per

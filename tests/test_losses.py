@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training import losses as L
+from training import losses
 from training.batches import Example, collate
 from training.heads import final_hidden, head_logits, head_logits_at
 
@@ -44,27 +44,27 @@ def test_distill_loss_matches_reference(lengths, tau, seed):
     teacher = [torch.randn(n, vocab, generator=g, dtype=torch.float64) * 3 for n in lengths]
     student = [torch.randn(n, vocab, generator=g, dtype=torch.float64) * 3 for n in lengths]
     example = torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)])
-    got = L.distill_loss_sum(torch.cat(teacher), torch.cat(student), example, len(lengths), tau) / len(lengths)
+    got = losses.distill_loss_sum(torch.cat(teacher), torch.cat(student), example, len(lengths), tau) / len(lengths)
     assert float(got) == pytest.approx(ref_distill(teacher, student, tau), rel=1e-6, abs=1e-9)
     # top-k: renormalised over the teacher's k ids
     k = 4
     t_all, s_all = torch.cat(teacher), torch.cat(student)
     ids = t_all.topk(k, -1).indices
-    got_k = L.distill_loss_sum(t_all.gather(-1, ids), s_all.gather(-1, ids), example, len(lengths), tau)
+    got_k = losses.distill_loss_sum(t_all.gather(-1, ids), s_all.gather(-1, ids), example, len(lengths), tau)
     assert float(got_k) / len(lengths) == pytest.approx(ref_topk(teacher, student, tau, k), rel=1e-6, abs=1e-9)
     # top-k with k = vocabulary is the full loss
     ids = t_all.topk(vocab, -1).indices
-    full_k = L.distill_loss_sum(t_all.gather(-1, ids), s_all.gather(-1, ids), example, len(lengths), tau)
+    full_k = losses.distill_loss_sum(t_all.gather(-1, ids), s_all.gather(-1, ids), example, len(lengths), tau)
     assert float(full_k) == pytest.approx(float(got) * len(lengths), rel=1e-6)
     # log-probs instead of logits for the teacher (what the cache stores) change nothing
     lp = torch.log_softmax(t_all, -1)
-    assert float(L.distill_loss_sum(lp, s_all, example, len(lengths), tau)) == pytest.approx(
+    assert float(losses.distill_loss_sum(lp, s_all, example, len(lengths), tau)) == pytest.approx(
         float(got) * len(lengths), rel=1e-6)
 
 
 def test_distill_zero_when_student_is_teacher():
     z = torch.randn(7, 11)
-    assert float(L.distill_loss_sum(z, z.clone(), torch.tensor([0, 0, 1, 1, 1, 2, 2]), 3, 0.5)) == pytest.approx(0,
+    assert float(losses.distill_loss_sum(z, z.clone(), torch.tensor([0, 0, 1, 1, 1, 2, 2]), 3, 0.5)) == pytest.approx(0,
                                                                                                             abs=1e-7)
 
 
@@ -80,7 +80,7 @@ def test_padding_never_counts_in_a_real_batch():
     with torch.no_grad():
         hs = final_hidden(student, batch)[batch.seq_rows, batch.seq_cols]
         ht = final_hidden(teacher, batch)[batch.seq_rows, batch.seq_cols]
-        got = L.distill_loss_sum(head_logits(teacher, ht), head_logits(student, hs), batch.seq_rows, 3, 0.5) / 3
+        got = losses.distill_loss_sum(head_logits(teacher, ht), head_logits(student, hs), batch.seq_rows, 3, 0.5) / 3
         alone_t = [teacher(input_ids=torch.tensor([s])).logits[0] for s in seqs]
         alone_s = [student(input_ids=torch.tensor([s])).logits[0] for s in seqs]
     assert float(got) == pytest.approx(ref_distill(alone_t, alone_s, 0.5), rel=1e-4)
@@ -101,4 +101,4 @@ def test_head_logits_at_matches_full_head():
 def test_l2_to_snapshot():
     a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([3.0])}
     b = {"w": torch.tensor([0.0, 0.0]), "b": torch.tensor([1.0])}
-    assert float(L.l2_to_snapshot(a, b)) == pytest.approx(1 + 4 + 4)
+    assert float(losses.l2_to_snapshot(a, b)) == pytest.approx(1 + 4 + 4)

@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probekit import risk as R
+import probekit.risk
 from probekit.errors import ProbekitError
 from probekit.entities import Fact
 
@@ -52,7 +52,7 @@ def ref_features(held_s, new_s, known_s, topk, held, new):
             "margin": logits[0] - logits[1], "top1_prob": 1 / z,
             "held_density": np.mean(others[:10]) if others else np.nan,
         })
-    return pd.DataFrame(rows, columns=list(R.FEATURES))
+    return pd.DataFrame(rows, columns=list(probekit.risk.FEATURES))
 
 
 @settings(max_examples=30, deadline=None)
@@ -63,15 +63,15 @@ def test_features_match_plain_loops(n_held, n_new, n_known, seed):
     topk = torch.randn(n_held, 6, generator=g).sort(dim=1, descending=True).values
     held = [fact(i, ANSWERS[i % 4], RELATIONS[i % 2]) for i in range(n_held)]
     new = [fact(100 + i, ANSWERS[(i * 3) % 4], RELATIONS[(i // 2) % 2]) for i in range(n_new)]
-    got = R.features(held_s, new_s, known_s, topk, held, new)
+    got = probekit.risk.features(held_s, new_s, known_s, topk, held, new)
     ref = ref_features(held_s.numpy(), new_s.numpy(), known_s.numpy(), topk.numpy(), held, new)
     pd.testing.assert_frame_equal(got.astype(float), ref.astype(float), rtol=1e-5, atol=1e-6)
 
 
 def test_missing_known_and_relations_are_nan_not_guessed():
     held = [fact(0, "Italy", None), fact(1, "France", None)]
-    got = R.features(torch.randn(2, 4), torch.randn(3, 4), None, torch.randn(2, 5).sort(descending=True).values,
-                     held, [fact(9, "Italy", None)] * 3)
+    got = probekit.risk.features(torch.randn(2, 4), torch.randn(3, 4), None,
+                                 torch.randn(2, 5).sort(descending=True).values, held, [fact(9, "Italy", None)] * 3)
     assert got[["max_cos_known", "top10_cos_known", "max_cos_new_minus_known", "new_sharing_relation"]].isna().all(
         axis=None)
     assert got["new_sharing_answer"].tolist() == [3.0, 0.0]
@@ -80,7 +80,7 @@ def test_missing_known_and_relations_are_nan_not_guessed():
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=9))
 def test_expected_count_is_the_sum_and_its_interval_the_enumerated_quantiles(p):
-    expected, lo, hi = R.expected_lost(np.array(p))
+    expected, lo, hi = probekit.risk.expected_lost(np.array(p))
     assert expected == pytest.approx(sum(p))
     pmf = np.zeros(len(p) + 1)  # every outcome of the facts, by enumeration
     for outcome in itertools.product((0, 1), repeat=len(p)):
@@ -90,7 +90,7 @@ def test_expected_count_is_the_sum_and_its_interval_the_enumerated_quantiles(p):
 
 
 def test_predictor_is_a_logistic_on_standardised_features_with_nan_at_the_mean():
-    pred = R.Predictor(["a", "b"], mean=[1.0, 0.0], scale=[2.0, 1.0], coef=[0.5, -1.0], intercept=0.2)
+    pred = probekit.risk.Predictor(["a", "b"], mean=[1.0, 0.0], scale=[2.0, 1.0], coef=[0.5, -1.0], intercept=0.2)
     table = pd.DataFrame({"a": [3.0, np.nan], "b": [1.0, 2.0]})
     z = np.array([0.2 + 0.5 * 1.0 - 1.0 * 1.0, 0.2 + 0.0 - 2.0])
     assert pred.probability(table) == pytest.approx(1 / (1 + np.exp(-z)))
@@ -101,7 +101,7 @@ def test_shipped_predictor_matches_the_archive_it_was_fitted_on():
     features are cached there), and refitting that table gives the shipped coefficients."""
     from analyses.risk import dataset, fit, training_hash
 
-    shipped = R.Predictor.load()
+    shipped = probekit.risk.Predictor.load()
     data = dataset(ROOT / "results" / "standard-runs")
     smol = data[(data["model"] == "embedded") & (data["condition"] == "sft") & data["run"].isin(shipped.runs)]
     assert smol["run"].nunique() == len(shipped.runs)
@@ -109,7 +109,7 @@ def test_shipped_predictor_matches_the_archive_it_was_fitted_on():
     refit = fit(smol, shipped.label)
     assert refit.coef == pytest.approx(shipped.coef, abs=1e-6) and refit.intercept == pytest.approx(
         shipped.intercept, abs=1e-6)
-    assert list(shipped.features) == list(R.FEATURES) and shipped.validation
+    assert list(shipped.features) == list(probekit.risk.FEATURES) and shipped.validation
 
 
 @pytest.fixture

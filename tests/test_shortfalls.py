@@ -88,7 +88,7 @@ def test_the_caption_names_each_models_shortfall(tmp_path):
     """families trains two models on two splits: both notes reach the caption, each under its model."""
     from types import SimpleNamespace
 
-    from analyses.skeleton import runs_shortfall
+    from analyses.analysis import runs_shortfall
 
     def run(model, folder, known, held):
         config = SplitConfig(known_size=64, unknown_size=64, held_size=64)

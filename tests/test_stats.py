@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from probekit import stats as S
+from probekit import stats
 
 
 def ref_mcnemar(a, b):
@@ -26,7 +26,7 @@ def ref_mcnemar(a, b):
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=80))
 def test_mcnemar_matches_plain_loop_and_binomtest(pairs):
     a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    p = S.mcnemar(a, b)
+    p = stats.mcnemar(a, b)
     assert p == pytest.approx(ref_mcnemar(a, b), rel=1e-9)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b:
@@ -56,16 +56,16 @@ def ref_drop_differences(a, b):
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(-3, 3), min_size=1, max_size=12))
 def test_sign_flip_matches_enumeration(d):
-    p = S.sign_flip_p(np.array(d))
+    p = stats.sign_flip_p(np.array(d))
     assert p == pytest.approx(ref_sign_flip(d), rel=1e-9)
-    assert S.sign_flip_p(-np.array(d)) == pytest.approx(p, rel=1e-12)
+    assert stats.sign_flip_p(-np.array(d)) == pytest.approx(p, rel=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=200))
 def test_sign_flip_on_one_epoch_is_mcnemar(pairs):
     a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    assert S.sign_flip_p(a.astype(int) - b.astype(int)) == pytest.approx(S.mcnemar(a, b), rel=1e-9)
+    assert stats.sign_flip_p(a.astype(int) - b.astype(int)) == pytest.approx(stats.mcnemar(a, b), rel=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -73,32 +73,32 @@ def test_sign_flip_on_one_epoch_is_mcnemar(pairs):
 def test_drop_differences_match_loop_and_the_forgetting_difference(epochs, facts, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.random((epochs, facts)) < 0.6, rng.random((epochs, facts)) < 0.6
-    d = S.drop_differences(a, b)
+    d = stats.drop_differences(a, b)
     assert d.tolist() == ref_drop_differences(a.tolist(), b.tolist())
-    assert 100 * d.mean() == pytest.approx(S.paired_difference(a, b, "forgetting", n_resamples=10).value, abs=1e-9)
-    assert S.paired_p(a, b, "forgetting") == pytest.approx(ref_sign_flip(d.tolist()), rel=1e-9) if \
+    assert 100 * d.mean() == pytest.approx(stats.paired_difference(a, b, "forgetting", n_resamples=10).value, abs=1e-9)
+    assert stats.paired_p(a, b, "forgetting") == pytest.approx(ref_sign_flip(d.tolist()), rel=1e-9) if \
         np.count_nonzero(d) <= 12 else True
-    assert S.paired_p(a, b, "last") == S.mcnemar(a[-1], b[-1])
+    assert stats.paired_p(a, b, "last") == stats.mcnemar(a[-1], b[-1])
 
 
 def test_paired_p_names_its_statistics_when_given_another():
     a = np.ones((2, 3), bool)
     with pytest.raises(ValueError, match="'last' or 'forgetting'"):
-        S.paired_p(a, a, "peak")
-    assert set(S.PAIRED_TESTS) == {"last", "forgetting"}
+        stats.paired_p(a, a, "peak")
+    assert set(stats.PAIRED_TESTS) == {"last", "forgetting"}
 
 
 def test_sign_flip_rejects_fractions_and_takes_large_samples():
     with pytest.raises(ValueError, match="integer"):
-        S.sign_flip_p(np.array([0.5, 1.0]))
+        stats.sign_flip_p(np.array([0.5, 1.0]))
     # 600 facts, too many to enumerate: against 100,000 random sign flips (standard error ≈ 0.0016)
     d = np.r_[np.full(20, 2), np.full(10, -2), np.full(40, 1), np.full(50, -1), np.zeros(480, int)]
     signs = np.random.default_rng(0).choice([-1, 1], size=(100_000, len(d)))
     monte_carlo = (np.abs(signs @ np.abs(d)) >= abs(d.sum())).mean()
-    assert S.sign_flip_p(d) == pytest.approx(monte_carlo, abs=0.01)
+    assert stats.sign_flip_p(d) == pytest.approx(monte_carlo, abs=0.01)
     # 40,000 facts (a paper-profile D_Held) in well under a second: the largest group's tails are read, not convolved
     big = np.random.default_rng(1).choice([-2, -1, 0, 1, 2], size=40_000, p=[0.1, 0.2, 0.4, 0.2, 0.1])
-    assert 0 < S.sign_flip_p(big) <= 1
+    assert 0 < stats.sign_flip_p(big) <= 1
 
 
 def ref_forgetting_interval(correct, resamples, seed):
@@ -117,7 +117,7 @@ def ref_forgetting_interval(correct, resamples, seed):
 def test_paired_forgetting_interval_matches_plain_loop(seed):
     rng = np.random.default_rng(seed)
     correct = rng.random((4, 60)) < np.array([[0.8], [0.7], [0.75], [0.6]])
-    est = S.forgetting_ci(correct, n_resamples=20000, seed=seed)
+    est = stats.forgetting_ci(correct, n_resamples=20000, seed=seed)
     lo, hi = ref_forgetting_interval(correct, 20000, seed + 100)
     acc = correct.mean(1)
     assert est.value == pytest.approx(100 * (acc.max() - acc[-1]))
@@ -128,10 +128,10 @@ def test_paired_forgetting_interval_matches_plain_loop(seed):
 def test_paired_difference_uses_the_same_facts():
     rng = np.random.default_rng(3)
     a = rng.random((3, 200)) < 0.7
-    assert S.paired_difference(a, a.copy(), "forgetting").lo == 0 == S.paired_difference(a, a, "last").hi
+    assert stats.paired_difference(a, a.copy(), "forgetting").lo == 0 == stats.paired_difference(a, a, "last").hi
     b = a.copy()
     b[-1, :4] = False  # up to four facts forgotten more under b, everything else equal
-    diff = S.paired_difference(a, b, "last")
+    diff = stats.paired_difference(a, b, "last")
     assert diff.value == pytest.approx(a[-1, :4].sum() / 200)
     assert 0 <= diff.lo <= diff.value <= diff.hi <= 10 / 200  # b is never right where a is wrong: lo ≥ 0
 
@@ -143,20 +143,20 @@ def test_interval_coverage_on_simulated_bernoulli_outcomes():
     covered = 0
     for s in range(sims):
         x = rng.random(n) < p
-        est = S.mean_ci(x, n_resamples=1000, seed=s)
+        est = stats.mean_ci(x, n_resamples=1000, seed=s)
         covered += est.lo <= p <= est.hi
     assert 0.93 <= covered / sims <= 0.97
 
 
 def test_accuracy_interval_per_epoch_and_degenerate_inputs():
     correct = np.array([[1, 1, 1, 1], [1, 0, 1, 0]], bool)
-    est = S.accuracy_ci(correct)
+    est = stats.accuracy_ci(correct)
     assert est.value.tolist() == [1.0, 0.5] and est.lo[0] == est.hi[0] == 1.0 and est.lo[1] < 0.5 < est.hi[1]
-    assert np.isnan(S.mean_ci([]).value) and S.mean_ci([0.3]).lo == 0.3
-    assert S.mean_ci([1.0, np.nan, 3.0]).value == 2.0
+    assert np.isnan(stats.mean_ci([]).value) and stats.mean_ci([0.3]).lo == 0.3
+    assert stats.mean_ci([1.0, np.nan, 3.0]).value == 2.0
 
 
 def test_detectable_difference_shrinks_with_more_facts():
-    small, large = S.detectable_difference(100), S.detectable_difference(1000)
+    small, large = stats.detectable_difference(100), stats.detectable_difference(1000)
     assert 0 < large < small <= 10
-    assert np.isnan(S.detectable_difference(20))  # 10% discordant of 20 facts: nothing is detectable
+    assert np.isnan(stats.detectable_difference(20))  # 10% discordant of 20 facts: nothing is detectable

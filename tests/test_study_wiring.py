@@ -28,7 +28,7 @@ def test_a_run_seeds_its_generators_from_seed(tmp_path):
 
 def test_distill_positions_answer_averages_the_kl_over_answer_predictions(tmp_path):
     """``--distill-positions answer``: M(y) = the positions whose logits predict an answer token, per example."""
-    from training import losses as L
+    from training import losses
     from training.batches import collate, collate_packed
     from training.heads import final_hidden, head_logits
     from training.objective import Objective
@@ -48,7 +48,7 @@ def test_distill_positions_answer_averages_the_kl_over_answer_predictions(tmp_pa
         want = 0.0
         for r, e in enumerate(exs):  # plain loop: each example's answer-predicting positions j
             cols = list(range(e.prompt_length - 1, len(e.input_ids) - 1))
-            kl = L.kl_rows(head_logits(teacher, ht[r, cols]), head_logits(student, hs[r, cols]), 0.5)
+            kl = losses.kl_rows(head_logits(teacher, ht[r, cols]), head_logits(student, hs[r, cols]), 0.5)
             want += 0.25 * float(kl.mean())
         everywhere = Objective(student)(batch, len(exs), FullDistillation(teacher, 0.5))[1]
     assert float(got) == pytest.approx(want, rel=1e-5)
@@ -80,17 +80,17 @@ def test_fig11_runs_100_epochs_in_the_paper_profile():
 def test_topk_runs_in_the_semantic_key_synthetic_setting(preset):
     """App. F: top-k / random-k beside SFT and full self-distillation on semantic keys: fig5's runs, shared."""
     from analyses import fig5, topk
-    from analyses.data import Placeholders
+    from analyses.data import DryRunData
     from analyses.runs import synthetic_runs
 
     ctx = topk.ANALYSIS.context(["--profile", preset])
-    runs = {r.label: r for r in topk.plan(ctx, Placeholders())}
+    runs = {r.label: r for r in topk.plan(ctx, DryRunData())}
     assert ctx.profile.relations == ["P17"]
-    semantic = Placeholders().synthetic(ctx.profile, "semantic")
+    semantic = DryRunData().synthetic(ctx.profile, "semantic")
     assert all(r.config["unknown"] == semantic for r in runs.values())
     variants = [runs[k].config.get("variant") for k in ("Top-k distillation", "Random-k distillation")]
     assert variants == ["topk", "randomk"]
     fig5_runs = {r.label: r.key() for r in synthetic_runs(fig5.ANALYSIS.context(["--profile", preset]).profile,
-                                                            Placeholders())}
+                                                            DryRunData())}
     assert runs["SFT"].key() == fig5_runs["SFT, semantic keys"]
     assert runs["Self-distillation"].key() == fig5_runs["Self-distillation, semantic keys"]

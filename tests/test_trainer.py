@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from probekit.errors import ProbekitError
-from training import losses as L
+from training import losses
 from training.checkpointing import optimizer_state
 from training.config import RunConfig
 from training.run_dir import RunDir
@@ -90,8 +90,8 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
-    real = L.task_loss_sum
-    monkeypatch.setattr(L, "task_loss_sum", lambda logits, t: real(logits, t) * (
+    real = losses.task_loss_sum
+    monkeypatch.setattr(losses, "task_loss_sum", lambda logits, t: real(logits, t) * (
         float("nan") if (tmp_path / "run" / "checkpoints" / "epoch-002").exists() else 1.0))
     with pytest.raises(ProbekitError, match="epoch 3: loss became nan") as stopped:  # one line in every CLI
         run(tmp_path, "run", epochs=4)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from probekit import stats as S
+from probekit import stats
 
 from .support.study_data import make_data
 
@@ -31,7 +31,7 @@ def test_seeds_interval_matches_plain_loop():
     rng = np.random.default_rng(7)
     rates = np.array([[[0.8], [0.7], [0.6]], [[0.8], [0.75], [0.7]], [[0.8], [0.6], [0.55]]])  # [seeds, epochs, 1]
     values = rng.random((3, 3, 60)) < rates
-    est = S.seeds_curve_ci(values, "forgetting", n_resamples=10000)
+    est = stats.seeds_curve_ci(values, "forgetting", n_resamples=10000)
     acc = values.mean(2)
     assert est.value == pytest.approx(np.mean(100 * (acc.max(1) - acc[:, -1])))
     lo, hi = ref_nested_forgetting(values, 4000, 1)
@@ -42,8 +42,8 @@ def test_seeds_interval_matches_plain_loop():
 def test_one_seed_is_exactly_the_fact_bootstrap():
     rng = np.random.default_rng(0)
     a = rng.random((4, 50)) < 0.6
-    for got, want in [(S.seeds_curve_ci(a[None]), S.accuracy_ci(a)),
-                      (S.seeds_curve_ci(a[None], "forgetting"), S.forgetting_ci(a))]:
+    for got, want in [(stats.seeds_curve_ci(a[None]), stats.accuracy_ci(a)),
+                      (stats.seeds_curve_ci(a[None], "forgetting"), stats.forgetting_ci(a))]:
         assert np.array_equal(got.value, want.value) and np.array_equal(got.lo, want.lo)
         assert np.array_equal(got.hi, want.hi)
 
@@ -52,17 +52,17 @@ def test_large_inputs_go_in_batches_of_resamples():
     """Above MAX_ELEMENTS values per call the resamples go in batches: other draws, the same interval within noise."""
     rng = np.random.default_rng(4)
     values = rng.random((2, 3, 400)) < 0.5
-    whole, batched = S.seeds_curve_ci(values, "last"), S.seeds_curve_ci(values, "last", batch=97)
-    assert S.batch_for(3 * 400) is None and S.batch_for(21 * 8000) == S.MAX_ELEMENTS // (21 * 8000)
+    whole, batched = stats.seeds_curve_ci(values, "last"), stats.seeds_curve_ci(values, "last", batch=97)
+    assert stats.batch_for(3 * 400) is None and stats.batch_for(21 * 8000) == stats.MAX_ELEMENTS // (21 * 8000)
     assert whole.value == batched.value and abs(whole.lo - batched.lo) < 0.02 and abs(whole.hi - batched.hi) < 0.02
 
 
 def test_seeds_are_resampled():
     """Two seeds that disagree on every fact: the interval spans both, though each seed alone is certain."""
     values = np.stack([np.ones((2, 30), bool), np.stack([np.ones(30, bool), np.zeros(30, bool)])])
-    est = S.seeds_curve_ci(values, "last")
+    est = stats.seeds_curve_ci(values, "last")
     assert est.value == 0.5 and est.lo == 0.0 and est.hi == 1.0
-    assert S.seeds_curve_ci(values[:1], "last").lo == 1.0
+    assert stats.seeds_curve_ci(values[:1], "last").lo == 1.0
 
 
 def test_auc_interval():
@@ -70,11 +70,11 @@ def test_auc_interval():
 
     rng = np.random.default_rng(2)
     pos, neg = rng.normal(1, 1, 20), rng.normal(0, 1, 60)
-    est = S.auc_ci(pos, neg)
+    est = stats.auc_ci(pos, neg)
     labels = np.r_[np.ones(20, bool), np.zeros(60, bool)]
     assert est.value == pytest.approx(permutation_auc(np.r_[pos, neg], labels, 10).auc)
     assert 0.5 < est.lo < est.value < est.hi <= 1
-    assert np.isnan(S.auc_ci([], neg).value) and np.isnan(S.auc_ci([1.0], neg).lo)
+    assert np.isnan(stats.auc_ci([], neg).value) and np.isnan(stats.auc_ci([1.0], neg).lo)
 
 
 def _trained(label, per_seed, tmp_path):
@@ -90,13 +90,13 @@ def _trained(label, per_seed, tmp_path):
 
 
 def test_accuracy_tables_carry_intervals_over_seeds(tmp_path):
-    from analyses.frames import run_accuracy, run_interval
+    from analyses.epoch_tables import run_accuracy, run_interval
 
     one = _trained("SFT", [["1111", "1100"]], tmp_path)
     df = run_accuracy(one)
     assert df["accuracy"].tolist() == [1.0, 0.5] and list(df.columns) == ["run", "epoch", "split", "accuracy", "lo",
                                                                          "hi"]
-    want = S.accuracy_ci(np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool))
+    want = stats.accuracy_ci(np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool))
     assert df["lo"].tolist() == want.lo.tolist() and df["hi"].tolist() == want.hi.tolist()
     two = _trained("SFT", [["1111", "1100"], ["1111", "1110"]], tmp_path)
     df = run_accuracy(two)
@@ -152,14 +152,14 @@ def test_forgetting_is_tested_on_the_drops_not_on_the_last_epoch(tmp_path):
     trades = _trained("B", [["01111111", "11111110"]], tmp_path)
     line = difference_line(loses, trades)
     assert "ΔD_Held +75.0 pp [" in line and "sign-flip p 0.109:" in line, line
-    assert S.sign_flip_p([2, 1, 1, 1, 1, 1, 0, -1]) == pytest.approx(14 / 128)
+    assert stats.sign_flip_p([2, 1, 1, 1, 1, 1, 0, -1]) == pytest.approx(14 / 128)
 
 
 def test_markdown_cells_are_value_and_interval():
     from analyses.outputs import interval_columns, markdown
 
-    row = {"run": "SFT", **interval_columns("D_Held", S.Estimate(0.5, 0.25, 0.75)),
-           **interval_columns("D_Unk", S.Estimate(None, np.nan, np.nan))}
+    row = {"run": "SFT", **interval_columns("D_Held", stats.Estimate(0.5, 0.25, 0.75)),
+           **interval_columns("D_Unk", stats.Estimate(None, np.nan, np.nan))}
     text = markdown(pd.DataFrame([row]))
     assert "0.500 [0.250, 0.750]" in text and "—" in text and " lo" not in text
 
@@ -195,19 +195,19 @@ def test_dry_run_prints_the_detectable_difference(capsys):
 def test_seeds_plan_every_run_per_seed_and_share_them(name, capsys):
     """--seeds 0 1: each run once per training seed (data unchanged); seed 0's run is the single-seed run, and
     analyses that need the same run at a seed share it."""
-    from analyses.data import Placeholders
+    from analyses.data import DryRunData
     from analyses.runs import seeded, training_seeds
 
     module = importlib.import_module(f"analyses.{name}")
     ctx = module.ANALYSIS.context(["--profile", "micro", "--seeds", "0", "1"])
     single = module.ANALYSIS.context(["--profile", "micro"])
     assert training_seeds(ctx.profile) == [0, 1] and training_seeds(single.profile) == [0]
-    groups = seeded(module.ANALYSIS.plan(ctx, Placeholders()), training_seeds(ctx.profile))
-    plain = module.ANALYSIS.plan(single, Placeholders())
+    groups = seeded(module.ANALYSIS.plan(ctx, DryRunData()), training_seeds(ctx.profile))
+    plain = module.ANALYSIS.plan(single, DryRunData())
     assert [g[0].key() for g in groups] == [r.key() for r in plain]  # seed 0: the runs a single seed trains
     assert all(g[1].config == {**g[0].config, "seed": 1} for g in groups)
     fig2 = importlib.import_module("analyses.fig2")
-    shared = {r.key() for g in seeded(fig2.ANALYSIS.plan(ctx, Placeholders()), [0, 1]) for r in g}
+    shared = {r.key() for g in seeded(fig2.ANALYSIS.plan(ctx, DryRunData()), [0, 1]) for r in g}
     if name == "fig3":
         assert shared <= {r.key() for g in groups for r in g}  # SFT and Only Known at both seeds
     module.main(["--profile", "micro", "--seeds", "0", "1", "--dry-run"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import losses as L
+from . import losses
 from .batches import Example, TrainBatch, collate, collate_packed
 from .heads import final_hidden, head_logits
 from .regularizers import NO_REGULARIZER, Regularizer
@@ -27,7 +27,7 @@ class Objective(torch.nn.Module):
                 teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = final_hidden(self.lm, batch)  # [R, T, d]
         logits = head_logits(self.lm, hidden[batch.answer_rows, batch.answer_cols])  # [answer tokens, V]
-        task = L.task_loss_sum(logits, batch.targets)
+        task = losses.task_loss_sum(logits, batch.targets)
         if not regularizer.in_objective:
             return task, torch.zeros((), device=hidden.device)
         return task, regularizer.batch_loss(self.lm, batch, hidden, local_examples, teacher)

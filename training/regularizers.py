@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from probekit.checkpoints import weights_stamp
 from probekit.models import load_causal_lm, resolve_model_path
 
-from . import losses as L
+from . import losses
 from .batches import Example, TrainBatch
 from .config import RunConfig
 from .distributed import barrier, world
@@ -48,7 +48,7 @@ NO_REGULARIZER = Regularizer()
 def _full_kl(model, teacher, h_student, h_teacher, tau):
     with torch.no_grad():
         t = head_logits(teacher, h_teacher)
-    return L.kl_rows(t, head_logits(model, h_student), tau)
+    return losses.kl_rows(t, head_logits(model, h_student), tau)
 
 
 class FullDistillation(Regularizer):
@@ -71,7 +71,7 @@ class FullDistillation(Regularizer):
                                               use_reentrant=False)
             for s in range(0, len(h), n)
         ])
-        return L.distill_sum_from_kl(kl, example, local_examples, self.tau)
+        return losses.distill_sum_from_kl(kl, example, local_examples, self.tau)
 
 
 class CachedDistillation(Regularizer):
@@ -92,7 +92,7 @@ class CachedDistillation(Regularizer):
         h = hidden[rows, cols]  # [N, d]
         ids, t_logp = teacher if teacher is not None else self.prefetch(batch)  # [N, k] each
         s_logits = head_logits_at(lm, h, ids.to(h.device))
-        return L.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, self.tau)
+        return losses.distill_loss_sum(t_logp.to(h.device), s_logits, example, local_examples, self.tau)
 
 
 class L2ToSnapshot(Regularizer):
@@ -102,7 +102,7 @@ class L2ToSnapshot(Regularizer):
         self.snapshot = snapshot
 
     def parameter_loss(self, model) -> torch.Tensor:
-        return L.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad}, self.snapshot)
+        return losses.l2_to_snapshot({n: p for n, p in model.named_parameters() if p.requires_grad}, self.snapshot)
 
 
 def teacher_path(config: RunConfig, run: RunDir, base_path: Path) -> Path:

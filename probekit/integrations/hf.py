@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from transformers import TrainerCallback
 
-from .. import metrics as M
+from .. import metrics
 from ..drift_probe import COLUMNS, DriftProbe, ProbeConfig, as_facts, base_view, evaluating, probed_module
 from ..errors import ProbekitError
 from ..series import write_table
@@ -49,7 +49,7 @@ class DriftCallback(TrainerCallback):
     """
 
     def __init__(self, held, unknown=None, new=None, layer: int | None = None, every: str | int = "epoch",
-                 out: str | Path | None = None, k: int = M.DEFAULT_K, *, tokenizer=None, run: str | None = None,
+                 out: str | Path | None = None, k: int = metrics.DEFAULT_K, *, tokenizer=None, run: str | None = None,
                  base_model=None, **settings):
         if every != "epoch" and not (isinstance(every, int) and every > 0):
             raise ProbekitError(f"every must be 'epoch' or a positive number of steps, not {every!r}")

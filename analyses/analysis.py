@@ -2,7 +2,7 @@
 (resume, reuse) them and render the figure / table / CSV, timed.
 
 A module declares ``ANALYSIS = Analysis(NAME, __doc__, plan, render, ...)``; ``plan(ctx, data)`` returns the Runs
-(``data`` is ``Data`` or, in a dry run, ``Placeholders``: the same calls), ``render(ctx, trained)`` gets them
+(``data`` is ``Data`` or, in a dry run, ``DryRunData``: the same calls), ``render(ctx, trained)`` gets them
 trained, inside the figures' ``style()``: one ``Trained`` per planned run, its other training seeds (``--seeds``) in
 ``Trained.others``. A dry run also prints the smallest ΔD_Held difference the planned D_Held detects.
 ``python -m analyses.<name>`` goes through ``Analysis.cli``.
@@ -20,7 +20,7 @@ from typing import Any
 from probekit.config import add_arguments, flat_values, from_namespace
 from probekit.errors import run_cli
 
-from .data import Data, Placeholders, shortfall_note
+from .data import Data, DryRunData, shortfall_note
 from .dry_run import print_plan
 from .outputs import FIGURES, caption
 from .plots import FONT_SCALE, style
@@ -77,7 +77,7 @@ class Analysis:
 
     name: str
     doc: str
-    plan: Callable[[Context, Data | Placeholders], list[Run]]
+    plan: Callable[[Context, Data | DryRunData], list[Run]]
     render: Callable[[Context, list[Trained]], Any]
     options: type | None = None
     defaults: dict[str, dict] = field(default_factory=dict)
@@ -115,7 +115,7 @@ class Analysis:
         ctx = self.context(argv)
         seeds = training_seeds(ctx.profile)
         if ctx.dry_run:
-            planned = seeded(self.plan(ctx, Placeholders(ctx.runs_dir)), seeds)
+            planned = seeded(self.plan(ctx, DryRunData(ctx.runs_dir)), seeds)
             print_plan(self.name, ctx.profile, [r for group in planned for r in group],
                        self.describe(ctx) if self.describe else None, ctx.runs_dir)
             return None
@@ -147,7 +147,7 @@ def _preset(argv: list[str] | None) -> str:
     return name if name in PROFILES else "quick"
 
 
-def standard_plan(labels: list[str]) -> Callable[[Context, Data | Placeholders], list[Run]]:
+def standard_plan(labels: list[str]) -> Callable[[Context, Data | DryRunData], list[Run]]:
     """A plan of the standard EntityQuestions runs named in `labels` (see ``runs.standard_runs``)."""
     def plan(ctx: Context, data) -> list[Run]:
         runs = standard_runs(ctx.profile, data.splits(ctx.profile))
