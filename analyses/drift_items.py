@@ -130,14 +130,14 @@ def missing_intervals(df: pd.DataFrame) -> str:
 PAIRED_OVER = {"RD": "held", "NS": "held", "MTD": "held", "Rank-rho": "unknown", "NTR": "unknown", "JSD": "unknown"}
 
 
-def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
-    """`a` − `b` in each drift metric at the last probed epoch, item by item on the same held-out facts (or answer
-    pairs). One seed: the mean difference with its item-bootstrap interval and an exact-where-possible Wilcoxon
-    signed-rank p; several: ``probekit.pooled`` over items × seeds. A metric is left out where the runs do not share
-    its items or lack their states. Each run's per-item values are computed once for all the metrics."""
+def drift_differences(a: Trained, b: Trained, names=("RD",)) -> list[Paired]:
+    """`a` − `b` in each drift metric of `names` at the last probed epoch, item by item on the same held-out facts
+    (or answer pairs). One seed: the mean difference with its item-bootstrap interval and an exact-where-possible
+    Wilcoxon signed-rank p; several: ``probekit.pooled`` over items × seeds. A metric is left out where the runs do
+    not share its items or lack their states. Each run's per-item values are computed once for all the metrics."""
     x_all, y_all = [item_values(r) for r in a.replicates], [item_values(r) for r in b.replicates]
     out = []
-    for metric in metrics:
+    for metric in names:
         items = PAIRED_OVER[metric]
         if any(a.run.config.get(k) != b.run.config.get(k) for k in {"held", items}):
             continue
@@ -160,6 +160,6 @@ def drift_differences(a: Trained, b: Trained, metrics=("RD",)) -> list[Paired]:
     return out
 
 
-def drift_difference_lines(a: Trained, b: Trained, metrics=("RD",)) -> list[str]:
+def drift_difference_lines(a: Trained, b: Trained, names=("RD",)) -> list[str]:
     """``drift_differences`` as lines with their verdicts."""
-    return [outcome_line(c) for c in drift_differences(a, b, metrics)]
+    return [outcome_line(c) for c in drift_differences(a, b, names)]

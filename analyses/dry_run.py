@@ -3,7 +3,6 @@ folder, a wall-time estimate on the 2-core CPU (``analyses.wall_time``) from scr
 smallest ΔD_Held difference the planned D_Held detects."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from training.config import EVAL_SETS
@@ -50,14 +49,14 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
         print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
               f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min{progress}")
-    slick = {m: slick_seconds(replace(profile, model=m)) for m in models}
+    slick = {m: slick_seconds(profile.replace(model=m)) for m in models}
     base = {b: base_eval_seconds(b[0], n, profile.run.precision) for b, n in base_facts.items()}
     total = sum(slick.values()) + sum(base.values()) + seconds
     print(f"  estimate from scratch on the 2-core CPU (rates measured there, analyses.wall_time): SLiCK ≈ "
           f"{sum(slick.values()) / 60:.0f} min, θ0's evaluation ≈ {sum(base.values()) / 60:.0f} min, "
           f"{len(runs)} runs ≈ {seconds / 60:.0f} min: ≈ {total / 3600:.1f} h")
     if runs_dir is not None:
-        slick_left = sum(s * (1 - slick_asked_share(runs_dir, replace(profile, model=m))) for m, s in slick.items())
+        slick_left = sum(s * (1 - slick_asked_share(runs_dir, profile.replace(model=m))) for m, s in slick.items())
         base_left = sum(s for b, s in base.items() if b not in started)
         if slick_left + base_left + left < total:
             print(f"  left under {runs_dir} (SLiCK less the questions already asked, θ0 where a run on its sets "

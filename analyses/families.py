@@ -12,7 +12,7 @@ directory that is not there is an error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -48,7 +48,7 @@ def plan(ctx, data) -> list[Run]:
     for model in ctx.options.models:
         if not ctx.dry_run and not _available(model):
             continue
-        runs += synthetic_runs(replace(ctx.profile, model=model), data, SEMANTIC_KEY_CONDITIONS)
+        runs += synthetic_runs(ctx.profile.replace(model=model), data, SEMANTIC_KEY_CONDITIONS)
     if not runs:
         raise ProbekitError(f"no model could be run of {', '.join(ctx.options.models)}")
     return runs

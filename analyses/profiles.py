@@ -56,6 +56,9 @@ class Profile:
 
     def __post_init__(self):
         sync_sections(self)
+        if any("," in r for r in self.relations):  # "P17,P36" as the shared help allows: the ids, split
+            ids = [r.strip() for x in self.relations for r in x.split(",") if r.strip()]
+            object.__setattr__(self, "relations", ids)
 
     def replace(self, **flat) -> Profile:
         """This profile with settings named by their flags' dests replaced (``epochs``, ``known_size``,

@@ -76,10 +76,11 @@ def _prefix(action: argparse.Action, prefix: str) -> None:
 
 def section(cls, *names: str, name: str) -> type:
     """A frozen settings class of the named fields of `cls`: the very same ``Field`` objects, so each setting stays
-    declared once (e.g. the run settings an analysis profile nests are RunConfig's own)."""
+    declared once (e.g. the run settings an analysis profile nests are RunConfig's own). It belongs to the module
+    that calls this (where pickle finds it by `name`)."""
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     made = dataclasses.make_dataclass(name, [(n, by_name[n].type, by_name[n]) for n in names], frozen=True)
-    made.__module__ = cls.__module__
+    made.__module__ = sys._getframe(1).f_globals["__name__"]
     made.__doc__ = f"{cls.__name__}'s {', '.join(names)}."
     return made
 

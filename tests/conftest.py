@@ -120,6 +120,6 @@ def pytest_collection_modifyitems(config, items):
     alone on a long one."""
     def cost(item) -> float:
         mark = item.get_closest_marker("slow")
-        return 0.0 if mark is None else mark.kwargs.get("seconds", 10.0)
+        return 0.0 if mark is None else mark.kwargs.get("seconds", mark.args[0] if mark.args else 10.0)
 
     items.sort(key=cost, reverse=True)

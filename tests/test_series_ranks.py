@@ -28,7 +28,7 @@ def finish(proc, timeout=240) -> str:
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_two_ranks_give_the_one_process_table_and_resume_after_a_kill(tiny_series):
     tmp, run, base, held, unk = tiny_series
     assert main(probe_args(run, held, unk, tmp / "one", "--layers", "all")) == 0
@@ -61,7 +61,7 @@ def test_two_ranks_give_the_one_process_table_and_resume_after_a_kill(tiny_serie
     assert {name: (out / "states" / name).stat().st_mtime_ns for name in done} == done, log  # not recomputed
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=16)
 def test_a_rank_with_nothing_to_do_and_a_failing_rank(tiny_series):
     tmp, run, base, held, unk = tiny_series
     one_checkpoint = ["probe", "--checkpoints", str(run / "checkpoints" / "epoch-002"), "--base", str(base),

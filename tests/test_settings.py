@@ -154,3 +154,10 @@ def test_the_archived_standard_runs_keep_their_keys(monkeypatch):
         "SFT, UUID keys 0": "f14a41d67fe2", "SFT, UUID keys 1": "11f54286c97a", "SFT, UUID keys 2": "214482ca8ff4",
     }
     assert all(list(runs_dir.glob(f"*-{key}")) for key in keys.values())
+
+
+def test_a_profile_takes_comma_separated_relations_and_pickles():
+    import pickle
+
+    assert PROFILES["standard"].replace(relations=["P17,P36"]).relations == ["P17", "P36"]
+    assert pickle.loads(pickle.dumps(PROFILES["quick"])) == PROFILES["quick"]  # its sections are module-level classes
