@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probekit.config import add_arguments, flat_values, from_namespace
+from probekit.config import add_arguments, flat_values, from_namespace, named_preset
 from probekit.errors import run_cli
 
 from .data import Data, DryRunData, shortfall_note
@@ -141,10 +141,7 @@ def cli(prog: str, main: Callable[[], Any]) -> None:
 
 def _preset(argv: list[str] | None) -> str:
     """The preset named by --profile (an unknown one is left to the full parser to refuse)."""
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--profile", default="quick")
-    name = ap.parse_known_args(argv)[0].profile
-    return name if name in PROFILES else "quick"
+    return named_preset(sys.argv[1:] if argv is None else argv, "--profile", PROFILES, "quick")
 
 
 def standard_plan(labels: list[str]) -> Callable[[Context, Data | DryRunData], list[Run]]:

@@ -78,6 +78,11 @@ def synthetic_path(runs_dir: Path, profile: Profile, key_type: str, value_type: 
     return Path(runs_dir) / "data" / f"synthetic-{key_type}-{value_type}-{n or profile.synthetic}-{key}.jsonl"
 
 
+# SLiCK and split settings added after the split folders were first named (in their key only when not the default)
+_LATER_SLICK = ("temperature", "top_k", "sample_all", "max_new_tokens")
+_LATER_SPLITS = ("maybe_known_size", "weakly_known_size")
+
+
 def data_key(profile: Profile) -> dict:
     """The settings the splits depend on, under the names they had when the split folders were first named; SLiCK
     and split settings added since enter only when they differ from their defaults, so that folders keep their
@@ -94,9 +99,6 @@ def data_key(profile: Profile) -> dict:
                 **{k: getattr(SplitConfig(), k) for k in _LATER_SPLITS}}
     return {**key, **{k: v for k, v in later.items() if v != defaults[k]}}
 
-
-_LATER_SLICK = ("temperature", "top_k", "sample_all", "max_new_tokens")
-_LATER_SPLITS = ("maybe_known_size", "weakly_known_size")
 
 
 def _write_splits(profile: Profile, folder: Path, runs_dir: Path) -> None:
@@ -146,17 +148,13 @@ def slick_dtype(profile: Profile) -> str | None:
     return {"bf16-mixed": "bfloat16", "bf16": "bfloat16", "fp32": "float32"}.get(profile.run.precision)
 
 
-def slick_config(profile: Profile) -> SlickConfig:
-    return profile.slick
-
-
 def slick_folder(runs_dir: Path, profile: Profile) -> Path:
     """Where SLiCK's records for the profile's model, knowledge-test settings, device and dtype are kept; profiles
     that ask the same share them (the relations are files in it)."""
     device = profile.run.device or default_device()
     dtype = str(resolve_dtype(slick_dtype(profile), device))
     precision = [] if device == "cpu" and dtype == "torch.float32" else [device, dtype]  # fp32 CPU: keys as before
-    return Path(runs_dir) / "slick" / stable_hash([profile.model, asdict(slick_config(profile)), *precision])
+    return Path(runs_dir) / "slick" / stable_hash([profile.model, asdict(profile.slick), *precision])
 
 
 def slick_asked_share(runs_dir: Path, profile: Profile) -> float:
@@ -199,7 +197,7 @@ def _slick_records(profile: Profile, runs_dir: Path) -> tuple[dict, dict]:
                                   dtype=slick_dtype(profile))
     folder = slick_folder(runs_dir, profile)
     pools = {r: load_relation(r, "train") for r in profile.relations}
-    slick = Slick(model, tokenizer, pools, slick_config(profile))
+    slick = Slick(model, tokenizer, pools, profile.slick)
     out = ({}, {})
     for i, (split, facts) in enumerate((("train", train), ("dev", dev))):
         for r, fs in facts.items():

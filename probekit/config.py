@@ -74,6 +74,15 @@ def _prefix(action: argparse.Action, prefix: str) -> None:
     action.option_strings, action.dest = list(dict.fromkeys(strings)), name
 
 
+def named_preset(argv: list[str], flag: str, presets, default: str) -> str:
+    """The preset `flag` names in `argv` (`default` if none), read before the full parser is built so that the
+    preset's values can be its defaults; an unknown name gives `default` here and is refused by the full parser."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument(flag, default=default)
+    name = getattr(ap.parse_known_args(argv)[0], flag.lstrip("-").replace("-", "_"))
+    return name if name in presets else default
+
+
 def section(cls, *names: str, name: str) -> type:
     """A frozen settings class of the named fields of `cls`: the very same ``Field`` objects, so each setting stays
     declared once (e.g. the run settings an analysis profile nests are RunConfig's own). It belongs to the module

@@ -107,12 +107,12 @@ def test_a_run_toml_may_name_the_layer_by_its_old_name(tmp_path):
 
 
 def test_splits_and_slick_folders_keep_their_names():
-    from analyses.data import data_key, slick_config
+    from analyses.data import data_key
 
     assert {p: stable_hash(["splits", data_key(profile)]) for p, profile in PROFILES.items()} == {
         "paper": "8d7dc598f707", "quick": "01bf322a37ba", "standard": "3d741b868268", "micro": "99194ba11609"}
     assert data_key(PROFILES["quick"].replace(slick_temperature=1.0)) != data_key(PROFILES["quick"])
-    assert asdict(slick_config(PROFILES["quick"])) == asdict(SlickConfig(runs=4, shots=3, samples=1,
+    assert asdict(PROFILES["quick"].slick) == asdict(SlickConfig(runs=4, shots=3, samples=1,
                                                                          exemplars="shared", seed=0))
 
 

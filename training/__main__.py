@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from probekit.config import add_arguments, flat_values, from_namespace, read_toml
+from probekit.config import add_arguments, flat_values, from_namespace, named_preset, read_toml
 from probekit.errors import ProbekitError, run_cli
 
 from .commands import SlickCommand, SplitsCommand, SyntheticCommand
@@ -135,12 +135,7 @@ def _slick_preset(argv: list[str] | None) -> str:
     from .slick import PRESETS
 
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "slick":
-        return "study"
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--preset", default="study")
-    name = ap.parse_known_args(argv[1:])[0].preset
-    return name if name in PRESETS else "study"
+    return named_preset(argv[1:], "--preset", PRESETS, "study") if argv and argv[0] == "slick" else "study"
 
 
 def _command(argv: list[str] | None) -> None:

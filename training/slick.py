@@ -58,7 +58,7 @@ class SlickConfig:
     seed: int = option(0, "exemplar and sampling seed")
 
     def __post_init__(self):
-        if self.exemplars not in ("independent", "shared"):
+        if self.exemplars not in EXEMPLAR_MODES:
             raise ProbekitError(f"exemplar mode must be 'independent' or 'shared', not {self.exemplars!r}")
         if self.runs < 1 or self.shots < 0 or self.samples < 0:
             raise ProbekitError("runs must be ≥ 1, shots and samples ≥ 0")
