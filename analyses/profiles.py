@@ -16,7 +16,7 @@ from probekit.drift_probe import ProbeConfig
 from probekit.errors import ProbekitError
 from probekit.models import EMBEDDED, EMBEDDED_NAME
 from training import entityquestions
-from training.commands import SlickCommand
+from training.commands import SlickCommand, relation_ids
 from training.config import RunConfig
 from training.slick import SlickConfig
 from training.splits import SplitConfig
@@ -57,8 +57,7 @@ class Profile:
     def __post_init__(self):
         sync_sections(self)
         if any("," in r for r in self.relations):  # "P17,P36" as the shared help allows: the ids, split
-            ids = [r.strip() for x in self.relations for r in x.split(",") if r.strip()]
-            object.__setattr__(self, "relations", ids)
+            object.__setattr__(self, "relations", relation_ids(self.relations))
 
     def replace(self, **flat) -> Profile:
         """This profile with settings named by their flags' dests replaced (``epochs``, ``known_size``,

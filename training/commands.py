@@ -13,6 +13,11 @@ from .splits import SplitConfig
 DATA_HELP = "an EntityQuestions dataset/ directory (unset: the bundled copy)"
 
 
+def relation_ids(relations: list[str]) -> list[str]:
+    """The relation ids of a ``--relations`` value, comma-separated items split (P17 P36 or P17,P36)."""
+    return [r.strip() for item in relations for r in item.split(",") if r.strip()]
+
+
 @dataclass
 class SlickCommand:
     """``slick``: classify questions into SLiCK knowledge categories."""
@@ -31,8 +36,7 @@ class SlickCommand:
     slick: SlickConfig = nested(SlickConfig)
 
     def relation_ids(self) -> list[str]:
-        """The relations, comma-separated ids split."""
-        return [r.strip() for item in self.relations for r in item.split(",") if r.strip()]
+        return relation_ids(self.relations)
 
 
 @dataclass
