@@ -33,8 +33,8 @@ def runs_shortfall(trained: list[Trained]) -> str:
     use several models' splits (``families``), each note is prefixed with its model."""
     notes: dict[str, tuple[str, str]] = {}
     for t in trained:
-        if known := t.run.config.get("known"):
-            notes.setdefault(str(Path(known).parent), (model_label(t.run.config["model"]), shortfall_note(known)))
+        if known := t.run.config.known:
+            notes.setdefault(str(Path(known).parent), (model_label(t.run.config.model), shortfall_note(known)))
     if len(notes) == 1:
         return next(iter(notes.values()))[1]
     return "; ".join(f"{model}: {note}" for model, note in notes.values() if note)

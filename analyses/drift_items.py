@@ -23,6 +23,7 @@ from probekit.entities import read_facts
 from probekit.errors import ProbekitError
 from probekit.io import read_tensors, stable_hash, write_tensors
 from probekit.pooled import pooled_mean
+from training.config import RunConfig
 
 from .comparisons import Paired, outcome_line
 from .epoch_tables import probe_frame, seed_frame
@@ -31,11 +32,11 @@ from .runs import Trained
 TOLERANCE = 1e-6  # relative: NS sums in another order
 
 
-def _pairs(config: dict, held_answers: list[str]) -> torch.Tensor | None:
-    if not config.get("unknown"):
+def _pairs(config: RunConfig, held_answers: list[str]) -> torch.Tensor | None:
+    if not config.unknown:
         return None
     probe = ProbeConfig()
-    return metrics.answer_pairs([f.answer for f in read_facts(config["unknown"])], held_answers, probe.max_pairs,
+    return metrics.answer_pairs([f.answer for f in read_facts(config.unknown)], held_answers, probe.max_pairs,
                           probe.seed)
 
 
@@ -70,7 +71,7 @@ def _all_items(t: Trained, probed: list[dict]) -> dict[str, torch.Tensor]:
     cached = read_tensors(t.dir.probe_items, key)
     if cached is not None or not probed:
         return cached or {}
-    held = read_facts(t.run.config["held"])
+    held = read_facts(t.run.config.held)
     ns_rows = metrics.ns_subsample(len(held), ProbeConfig().ns_sample, ProbeConfig().seed)
     pairs = _pairs(t.run.config, [f.answer for f in held])
     try:
@@ -139,7 +140,7 @@ def drift_differences(a: Trained, b: Trained, names=("RD",)) -> list[Paired]:
     out = []
     for metric in names:
         items = PAIRED_OVER[metric]
-        if any(a.run.config.get(k) != b.run.config.get(k) for k in {"held", items}):
+        if any(getattr(a.run.config, k) != getattr(b.run.config, k) for k in {"held", items}):
             continue
         x, y = [v.get(metric) for v in x_all], [v.get(metric) for v in y_all]
         if any(v is None for v in x + y) or len(x) != len(y) or len({v.shape for v in x + y}) > 1:

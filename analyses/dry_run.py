@@ -24,30 +24,30 @@ def print_plan(name: str, profile: Profile, runs: list[Run], described: str | No
                runs_dir: Path | None = None) -> None:
     """The runs, their sizes, seeds, progress under `runs_dir` and estimated minutes; the whole analysis's
     estimate, from scratch and for what is left; the power line."""
-    models = list(dict.fromkeys(r.config["model"] for r in runs)) or [str(profile.model)]
+    models = list(dict.fromkeys(r.config.model for r in runs)) or [str(profile.model)]
     print(f"analyses.{name} — profile {profile.name}, model {', '.join(map(model_label, models))}")
-    several = len({r.config.get("seed") for r in runs}) > 1
+    several = len({r.config.seed for r in runs}) > 1
     n_held = held_size(profile)[0]
     dev = dev_questions(profile) if profile.use_slick else 0  # read once: every run evaluates the same held-out sets
     base_facts, seconds, left, started = {}, 0.0, 0.0, set()  # θ0's facts and started runs per (model, eval sets)
     for run in runs:
         c = run.config
-        label = run.label if len(models) == 1 else f"{run.label} ({model_label(c['model'])})"
-        label += f" [seed {c.get('seed')}]" if several else ""
-        n_train = run.train_size or (profile.splits.known_size if c.get("train") == c.get("known") else
+        label = run.label if len(models) == 1 else f"{run.label} ({model_label(c.model)})"
+        label += f" [seed {c.seed}]" if several else ""
+        n_train = run.train_size or (profile.splits.known_size if c.train == c.known else
                                      profile.splits.known_size + profile.splits.unknown_size)
         unknown = run.train_size - profile.splits.known_size if run.train_size else profile.splits.unknown_size
         n_eval = eval_facts(profile, max(unknown, 0), n_held, dev)
-        sets = (c["model"], *(c.get(s) for s in EVAL_SETS))  # θ0's outcomes are cached per model and eval sets
+        sets = (c.model, *(getattr(c, s) for s in EVAL_SETS))  # θ0's outcomes are cached per model and eval sets
         base_facts[sets] = max(base_facts.get(sets, 0), n_eval)
         run_s = run_seconds(c, n_train, n_eval, n_held, profile)
         done = trained_epochs(run, runs_dir) if runs_dir is not None else 0
         seconds += run_s
-        left += run_s * (1 - min(done, c["epochs"]) / c["epochs"])
+        left += run_s * (1 - min(done, c.epochs) / c.epochs)
         started |= {sets} if done else set()
-        progress = "  [done]" if done >= c["epochs"] else f"  [{done} of {c['epochs']} epochs trained]" if done else ""
-        print(f"  {label:<34} condition={c.get('condition', 'sft'):<12} epochs={c['epochs']:<3} "
-              f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c['epochs'] / 1e6:.2f} M tokens, "
+        progress = "  [done]" if done >= c.epochs else f"  [{done} of {c.epochs} epochs trained]" if done else ""
+        print(f"  {label:<34} condition={c.condition:<12} epochs={c.epochs:<3} "
+              f"train≈{n_train} facts, ≈{n_train * TOKENS_PER_FACT * c.epochs / 1e6:.2f} M tokens, "
               f"≈{run_s / 60:.0f} min{progress}")
     slick = {m: slick_seconds(profile.replace(model=m)) for m in models}
     base = {b: base_eval_seconds(b[0], n, profile.run.precision) for b, n in base_facts.items()}
@@ -75,6 +75,6 @@ def finished_at_one_seed(runs: list[Run], runs_dir: Path | None) -> list[list[di
     by_seed: dict = {}
     for run in runs:
         records = run_folder(run, runs_dir).records()
-        if records and records[-1]["epoch"] == run.config["epochs"]:
-            by_seed.setdefault(run.config.get("seed"), []).append(records)
+        if records and records[-1]["epoch"] == run.config.epochs:
+            by_seed.setdefault(run.config.seed, []).append(records)
     return next((group for group in by_seed.values() if len(group) > 1), [])

@@ -78,7 +78,7 @@ def plot(df: pd.DataFrame, note: str):
 
 
 def render(ctx, trained) -> pd.DataFrame:
-    frames = [drift_frame(t).assign(model=model_label(t.run.config["model"])) for t in trained]
+    frames = [drift_frame(t).assign(model=model_label(t.run.config.model)) for t in trained]
     df = pd.concat(frames, ignore_index=True).rename(columns={"run": "condition"})
     note = ctx.caption("each model at its middle layer", list(dict.fromkeys(df["model"])))
     write_outputs(plot(df, note), df, NAME, ctx.figures_dir, ctx.seconds())
@@ -89,7 +89,7 @@ def render(ctx, trained) -> pd.DataFrame:
         print(note)
     by_model = {}
     for t in trained:
-        by_model.setdefault(model_label(t.run.config["model"]), []).append(t)
+        by_model.setdefault(model_label(t.run.config.model), []).append(t)
     for model, (first, *others) in by_model.items():
         lines = forgetting_lines([first, *others])
         lines += comparison_lines([(t, first) for t in others], "last", "unknown")

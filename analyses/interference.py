@@ -53,8 +53,8 @@ def plan(ctx, data) -> list[Run]:
 
 def fact_table(t: Trained) -> pd.DataFrame:
     """One row per held-out fact: its nearest new entity at θ0, similarity, and whether it was forgotten."""
-    held = read_facts(t.run.config["held"])
-    new = read_facts(t.run.config["unknown"])
+    held = read_facts(t.run.config.held)
+    new = read_facts(t.run.config.unknown)
     base = t.dir.probe_states(None)
     correct = correct_matrix(t.records)  # [E, N]
     n = correct.shape[1]

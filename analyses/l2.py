@@ -12,9 +12,10 @@ the ℓ2 run trains. SFT is fig5's semantic-key SFT run (shared). The study: ℓ
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
-from training.config import RunConfig
 from training.lambda_match import LambdaMatch, l2_lambda
 
 from .comparisons import comparison_lines, forgetting_lines
@@ -34,7 +35,7 @@ STUDY = "the study (Qwen2.5-1.5B, 10,000 semantic keys): ℓ2 ΔD_Held ≈ 10 pp
 def _match(sd: Run, runs_dir) -> LambdaMatch:
     """λ_ℓ2 from the self-distillation run (trained first, or reused: its snapshot is the anchor)."""
     trained = ensure_run(sd, runs_dir)
-    return l2_lambda(RunConfig(out=str(trained.dir.path), **sd.config))
+    return l2_lambda(replace(sd.config, out=str(trained.dir.path)))
 
 
 def plan(ctx, data) -> list[Run]:
@@ -58,7 +59,7 @@ def describe(ctx) -> str:
 
 def render(ctx, trained: list[Trained]) -> pd.DataFrame:
     profile, (sft, sd, l2) = ctx.profile, trained
-    match = l2_lambda(RunConfig(out=str(sd.dir.path), **sd.run.config))  # recorded by the plan
+    match = l2_lambda(replace(sd.run.config, out=str(sd.dir.path)))  # recorded by the plan
     note = (f"{profile.synthetic} semantic-key synthetic facts, θ_i after epoch {profile.run.snapshot_epoch}, λ_sd = "
             f"{profile.run.lam:g}, τ = {profile.run.tau:g}, λ_ℓ2 = {match.lam:.3g} (ℓ2 gradient norm matched to the "
             f"distillation term's one step from θ_i, training seed {sd.seed})")

@@ -34,7 +34,7 @@ from probekit import stats
 from probekit.capture import Prober
 from probekit.checkpoints import weights_stamp
 from probekit.config import option
-from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, read_facts
+from probekit.entities import Fact, read_facts
 from probekit.errors import ProbekitError
 from probekit.families import check_layer, default_layer
 from probekit.interference import forgotten_facts, peak_epoch
@@ -130,13 +130,13 @@ class Setup:
 def setup(ctx, trained: list[Trained]) -> Setup:
     """θ0's states and the fixed probes, fitted on the base model (cached under the runs folder)."""
     profile, config = ctx.profile, trained[0].run.config
-    held = read_facts(config["held"])[: profile.run.eval_limit]
+    held = read_facts(config.held)[: profile.run.eval_limit]
     pool = probe_pool(profile.relations, held, ctx.options.pool)
     base = resolve_model_path(profile.model)
     tokenizer = load_tokenizer(base)
     model_config = AutoConfig.from_pretrained(base)
     layer = check_layer(model_config, profile.probe.layer or default_layer(model_config))
-    fmt = config.get("prompt_format", DEFAULT_PROMPT_FORMAT)
+    fmt = config.prompt_format
     cache = ctx.runs_dir / "recall" / f"base-{stable_hash(weights_stamp(base))}.safetensors"
     theta0 = layer_states(base, tokenizer, pool + held, fmt, cache)
     C = {r: p.C for r, p in fit_probes(theta0[layer - 1, : len(pool)], pool).items()}  # CV at layer l

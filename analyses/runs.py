@@ -1,5 +1,5 @@
-"""The training runs an analysis needs: planned as RunConfig dicts, kept in folders named by their config hash (so
-figures that need the same run share it, a second invocation reuses it and a half-finished run resumes).
+"""The training runs an analysis needs: planned as RunConfigs (without `out`), kept in folders named by their config
+hash (so figures that need the same run share it, a second invocation reuses it and a half-finished run resumes).
 
 Seeds: ``--seed`` seeds the data (SLiCK, the splits, the synthetic facts) and, by default, training; ``--seeds 0 1 2``
 repeats every planned run once per *training* seed while the data stay those of ``--seed``, so every seed sees the
@@ -27,7 +27,7 @@ class Run:
     on, where that is not D_Known (∪ D_Unk) (a dry run's estimate)."""
 
     label: str
-    config: dict = field(default_factory=dict)
+    config: RunConfig = field(default_factory=RunConfig)
     train_size: int | None = None
 
     def key(self) -> str:
@@ -54,24 +54,21 @@ class Trained:
 
     @property
     def seed(self) -> int | None:
-        return self.run.config.get("seed")
+        return self.run.config.seed
 
 
 def _nonempty(path: str | None) -> str | None:
     return path if path and Path(path).is_file() and Path(path).stat().st_size > 0 else None
 
 
-def run_config(profile: Profile, data: dict[str, str], **overrides) -> dict:
-    """A RunConfig dict for the profile: every non-empty eval set of `data`, the profile's run settings, seed and
-    probe layer (unset values left out, precision auto too: the run's default)."""
-    run = asdict(profile.run)
-    base = dict(model=str(profile.model), known=data.get("known"), unknown=data.get("unknown"),
-                held=data.get("held"), maybe_known=_nonempty(data.get("maybe_known")),
-                weakly_known=_nonempty(data.get("weakly_known")), **run, seed=profile.seed, layer=profile.probe.layer)
-    if run["precision"] == "auto":
-        base["precision"] = None
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+def run_config(profile: Profile, data: dict[str, str], **overrides) -> RunConfig:
+    """The RunConfig of a run on the profile: every non-empty eval set of `data`, the profile's run settings, seed
+    and probe layer, then `overrides` (RunConfig fields)."""
+    planned = dict(model=str(profile.model), known=data.get("known"), unknown=data.get("unknown"),
+                   held=data.get("held"), maybe_known=_nonempty(data.get("maybe_known")),
+                   weakly_known=_nonempty(data.get("weakly_known")), **asdict(profile.run), seed=profile.seed,
+                   layer=profile.probe.layer)
+    return RunConfig(**{**planned, **overrides})
 
 
 def standard_runs(profile: Profile, data: dict[str, str]) -> dict[str, Run]:
@@ -117,7 +114,7 @@ def training_seeds(profile: Profile) -> list[int]:
 
 def with_seed(run: Run, seed: int) -> Run:
     """The same run trained from another seed (the data unchanged)."""
-    return replace(run, config={**run.config, "seed": seed})
+    return replace(run, config=replace(run.config, seed=seed))
 
 
 def seeded(runs: list[Run], seeds: list[int]) -> list[list[Run]]:
@@ -144,10 +141,10 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
     """Train (or resume, or reuse) a run."""
     folder = run_folder(run, runs_dir)
     records = folder.records()
-    if not (records and records[-1]["epoch"] == run.config["epochs"]):
+    if not (records and records[-1]["epoch"] == run.config.epochs):
         print(f"== run: {run.label} → {folder.path}", flush=True)
         start = time.perf_counter()
-        records = Trainer(RunConfig(out=str(folder.path), **run.config)).run()
+        records = Trainer(replace(run.config, out=str(folder.path))).run()
         print(f"== trained {run.label} in {time.perf_counter() - start:.0f} s (with each epoch's evaluation of every "
               "fact set and probe)", flush=True)
     return Trained(run, folder, records)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import entityquestions
+from training.config import RunConfig
 
 from .profiles import Profile
 
@@ -98,18 +99,18 @@ def eval_facts(profile: Profile, unknown: int, held: int, dev: int) -> int:
     return sum(min(n, profile.run.eval_limit or n) for n in sets)
 
 
-def run_seconds(config: dict, n_train: int, n_eval: int, n_held: int, profile: Profile) -> float:
+def run_seconds(config: RunConfig, n_train: int, n_eval: int, n_held: int, profile: Profile) -> float:
     """One run: its epochs of training (the snapshot epochs of a recipe teacher on D_Known at SFT's rate), an
     evaluation after each epoch, and the probe at every checkpoint when it probes."""
-    condition, epochs = config.get("condition", "sft"), config["epochs"]
-    kind = config.get("variant", "full") if condition == "self_distill" else condition
-    snapshot = min(config.get("snapshot_epoch", 0), epochs) if condition in ("self_distill", "l2") else 0
-    r = rates(config.get("precision"))
+    condition, epochs = config.condition, config.epochs
+    kind = config.variant if condition == "self_distill" else condition
+    snapshot = min(config.snapshot_epoch, epochs) if condition in ("self_distill", "l2") else 0
+    r = rates(config.precision)
     train = ((epochs - snapshot) * n_train / r.train_tokens_per_s[kind]
              + snapshot * profile.splits.known_size / r.train_tokens_per_s["sft"]) * TOKENS_PER_FACT
     evaluation = epochs * n_eval / r.eval_facts_per_s
-    probe = (epochs + 1) * 2 * n_held / r.probe_prompts_per_s if config.get("probe") else 0.0
-    return (train + evaluation + probe) * parameters(config["model"]) / REFERENCE_PARAMS
+    probe = (epochs + 1) * 2 * n_held / r.probe_prompts_per_s if config.probe else 0.0
+    return (train + evaluation + probe) * parameters(config.model) / REFERENCE_PARAMS
 
 
 def base_eval_seconds(model: str, n_eval: int, precision: str | None = None) -> float:

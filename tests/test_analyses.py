@@ -4,11 +4,13 @@ import importlib
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from training.config import RunConfig
 from training.run_dir import RunDir
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
@@ -99,10 +101,12 @@ def test_precision_reaches_the_runs_and_names_their_folders(workspace):
     folders runs had before the flag existed."""
     from analyses.profiles import PROFILES
     from analyses.runs import run_config
+    from training.config import run_key
 
     quick = PROFILES["quick"]
-    assert "precision" not in run_config(quick, {"known": "k.jsonl"})  # auto: earlier runs keep their keys
-    assert run_config(quick.replace(precision="bf16-mixed"), {})["precision"] == "bf16-mixed"
+    # auto: the key of an SFT run on these data from before the flag existed
+    assert run_key(run_config(quick, {"known": "k.jsonl"}, condition="sft")) == "71861ef390e4"
+    assert run_config(quick.replace(precision="bf16-mixed"), {}).precision == "bf16-mixed"
     run_module("fig2", workspace)
     run_module("fig2", workspace, "--precision", "bf16-mixed")
     records = {RunDir(d).record()["precision"]: d.name for d in (workspace / "runs").glob("only-known-*")}
@@ -177,10 +181,10 @@ def test_dry_run_counts_theta0_once_per_distinct_eval_sets(capsys):
     from analyses.runs import Run
 
     profile = PROFILES["standard"]
-    config = dict(model=str(profile.model), known="k.jsonl", unknown="u1.jsonl", held="h.jsonl", epochs=5)
+    config = RunConfig(model=str(profile.model), known="k.jsonl", unknown="u1.jsonl", held="h.jsonl", epochs=5)
 
     def theta0_minutes(*unknowns):
-        print_plan("x", profile, [Run(f"run {i}", {**config, "unknown": u}) for i, u in enumerate(unknowns)])
+        print_plan("x", profile, [Run(f"run {i}", replace(config, unknown=u)) for i, u in enumerate(unknowns)])
         return float(re.search(r"θ0's evaluation ≈ (\d+) min", capsys.readouterr().out).group(1))
 
     one = theta0_minutes("u1.jsonl")
@@ -265,7 +269,7 @@ def test_forgetting_lines_pair_conditions_on_the_same_facts(tmp_path):
     from training.run_dir import RunDir
 
     def run(label, held):  # per-epoch outcome strings of 4 held-out facts
-        return Trained(Run(label, {"seed": 0}), RunDir(tmp_path / label),
+        return Trained(Run(label), RunDir(tmp_path / label),
                        [{"epoch": e, "correct": {"held": bits}} for e, bits in enumerate(held)])
     a = run("SFT", ["1111", "1111", "0011"])
     b = run("Self-distillation", ["1111", "1111", "1111"])

@@ -11,6 +11,7 @@ from analyses.comparisons import Paired
 from analyses.outputs import markdown
 from probekit.pooled import pooled_mean
 from probekit.stats import Estimate
+from training.config import RunConfig
 
 finite = st.floats(-50, 50, allow_nan=False)
 ps = st.floats(0, 1)
@@ -103,7 +104,7 @@ def _run(label, per_epoch, held, seeds=1):
     from analyses.runs import Run, Trained
     from training.run_dir import RunDir
 
-    reps = [Trained(Run(label, {"seed": s, "held": str(held)}), RunDir(held.parent / f"{label}-{s}"),
+    reps = [Trained(Run(label, RunConfig(seed=s, held=str(held))), RunDir(held.parent / f"{label}-{s}"),
                     [{"epoch": e, "accuracy": {"held": bits.count("1") / len(bits)}, "correct": {"held": bits}}
                      for e, bits in enumerate(per_epoch)]) for s in range(seeds)]
     reps[0].others = reps[1:]

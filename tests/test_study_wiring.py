@@ -56,17 +56,6 @@ def test_distill_positions_answer_averages_the_kl_over_answer_predictions(tmp_pa
     assert float(everywhere) != pytest.approx(want, rel=1e-3)
 
 
-def test_distill_positions_keeps_earlier_run_keys():
-    from dataclasses import asdict
-
-    from training.config import run_key
-
-    config = asdict(RunConfig(out="x", known="k.jsonl", condition="self_distill"))
-    before = {k: v for k, v in config.items() if k != "distill_positions"}  # a run named before the setting existed
-    assert run_key(config) == run_key(before)
-    assert run_key({**config, "distill_positions": "answer"}) != run_key(before)
-
-
 def test_fig11_runs_100_epochs_in_the_paper_profile():
     from analyses import fig5, fig11
 
@@ -87,8 +76,8 @@ def test_topk_runs_in_the_semantic_key_synthetic_setting(preset):
     runs = {r.label: r for r in topk.plan(ctx, DryRunData())}
     assert ctx.profile.relations == ["P17"]
     semantic = DryRunData().synthetic(ctx.profile, "semantic")
-    assert all(r.config["unknown"] == semantic for r in runs.values())
-    variants = [runs[k].config.get("variant") for k in ("Top-k distillation", "Random-k distillation")]
+    assert all(r.config.unknown == semantic for r in runs.values())
+    variants = [runs[k].config.variant for k in ("Top-k distillation", "Random-k distillation")]
     assert variants == ["topk", "randomk"]
     fig5_runs = {r.label: r.key() for r in synthetic_runs(fig5.ANALYSIS.context(["--profile", preset]).profile,
                                                             DryRunData())}

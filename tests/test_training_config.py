@@ -5,7 +5,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 
 import pytest
 
@@ -23,18 +23,28 @@ def test_runtime_fields():
     assert RUNTIME == {"out", "device", "pack", "pack_tokens", "parallel", "eval_batch_size", "log_every", "cache_dir"}
 
 
-def test_run_key_is_the_analyses_folder_hash():
-    """The analyses named run folders with sha256 of the sorted-key JSON of the config without out and device."""
-    def old_key(config):
-        obj = {k: v for k, v in config.items() if k not in ("out", "device")}
-        return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def named_key(named: dict) -> str:
+    """How the analyses first named run folders: sha256 of the sorted-key JSON of the settings a plan named."""
+    return hashlib.sha256(json.dumps(named, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
-    configs = [dict(model="embedded", known="k.jsonl", unknown="u.jsonl", lr=1e-4, epochs=5, device="cpu"),
-               dict(model="m", condition="freeze", trainable=["attn"], keep="last:1", eval_limit=96, out="x"),
-               dict(condition="self_distill", variant="topk", k=16, lam=1.0, tau=0.5, probe_layer=None)]
-    for config in configs:
-        assert run_key(config) == old_key(config)
-    assert run_key({**configs[0], "parallel": "fsdp", "eval_batch_size": 8, "cache_dir": "/c"}) == run_key(configs[0])
+
+SCHEDULE = dict(model=RunConfig.model, condition="sft", epochs=10, lr=5e-5, batch_size=16, snapshot_epoch=1, lam=1.0,
+                tau=0.5, keep="all", seed=0)  # what every plan names (KEYED), at RunConfig's defaults
+
+
+def test_run_key_hashes_what_an_analysis_names():
+    """The KEYED fields always, other results-changing fields when set and not at their default, a
+    self-distillation run's variant even at its default; runtime fields never."""
+    sft = RunConfig(known="k.jsonl", unknown="u.jsonl", lr=1e-4, epochs=5, device="cpu", out="x")
+    assert run_key(sft) == named_key({**SCHEDULE, "known": "k.jsonl", "unknown": "u.jsonl", "lr": 1e-4, "epochs": 5})
+    freeze = RunConfig(model="m", condition="freeze", trainable=["attn"], keep="last:1", eval_limit=96, layer=14)
+    assert run_key(freeze) == named_key({**SCHEDULE, "model": "m", "condition": "freeze", "trainable": ["attn"],
+                                         "keep": "last:1", "eval_limit": 96, "probe_layer": 14})
+    distill = RunConfig(condition="self_distill", k=16, probe=True, distill_positions="all")
+    assert run_key(distill) == named_key({**SCHEDULE, "condition": "self_distill", "variant": "full", "k": 16,
+                                          "probe": True})  # distill_positions at its default: as before it existed
+    assert run_key(replace(distill, distill_positions="answer")) != run_key(distill)
+    assert run_key(replace(sft, parallel="fsdp", eval_batch_size=8, cache_dir="/c", pack="on")) == run_key(sft)
 
 
 def test_resume_check_ignores_runtime_fields_and_fills_new_ones():

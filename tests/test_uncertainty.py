@@ -1,6 +1,7 @@
 """Uncertainty on every number: intervals over seeds and facts against plain loops, the AUC's interval, the tables
 and figures that carry them (lo / hi, `value [lo, hi]`, bands), comparisons, --seeds plans and the dry run's power."""
 import importlib
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from probekit import stats
+from training.config import RunConfig
 
 from .support.study_data import make_data
 
@@ -82,7 +84,7 @@ def _trained(label, per_seed, tmp_path):
     from analyses.runs import Run, Trained
     from training.run_dir import RunDir
 
-    reps = [Trained(Run(label, {"seed": s}), RunDir(tmp_path / f"{label}-{s}"),
+    reps = [Trained(Run(label, RunConfig(seed=s)), RunDir(tmp_path / f"{label}-{s}"),
                     [{"epoch": e, "accuracy": {"held": bits.count("1") / len(bits)}, "correct": {"held": bits}}
                      for e, bits in enumerate(epochs)]) for s, epochs in enumerate(per_seed)]
     reps[0].others = reps[1:]
@@ -205,7 +207,7 @@ def test_seeds_plan_every_run_per_seed_and_share_them(name, capsys):
     groups = seeded(module.ANALYSIS.plan(ctx, DryRunData()), training_seeds(ctx.profile))
     plain = module.ANALYSIS.plan(single, DryRunData())
     assert [g[0].key() for g in groups] == [r.key() for r in plain]  # seed 0: the runs a single seed trains
-    assert all(g[1].config == {**g[0].config, "seed": 1} for g in groups)
+    assert all(g[1].config == replace(g[0].config, seed=1) for g in groups)
     fig2 = importlib.import_module("analyses.fig2")
     shared = {r.key() for g in seeded(fig2.ANALYSIS.plan(ctx, DryRunData()), [0, 1]) for r in g}
     if name == "fig3":
@@ -220,13 +222,12 @@ def test_drift_items_reproduce_the_recorded_metrics(tmp_path):
     recorded, for all six metrics, so each gets a band."""
     from analyses.drift_items import drift_frame, item_values
     from analyses.runs import Run, Trained
-    from training.config import RunConfig
     from training.run_dir import RunDir
     from training.trainer import Trainer
 
     config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=1, eval_batch_size=8, probe=True)
     records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
-    t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
+    t = Trained(Run("SFT", RunConfig(**config)), RunDir(tmp_path / "run"), records)
     items = item_values(t)
     assert set(items) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD"}
     for metric, values in items.items():
@@ -245,13 +246,12 @@ def test_drift_items_survive_archiving_without_the_states(tmp_path):
 
     from analyses.drift_items import item_values
     from analyses.runs import Run, Trained
-    from training.config import RunConfig
     from training.run_dir import RunDir
     from training.trainer import Trainer
 
     config = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=2, eval_batch_size=8, probe=True)
     records = Trainer(RunConfig(out=str(tmp_path / "run"), **config)).run()
-    t = Trained(Run("SFT", config), RunDir(tmp_path / "run"), records)
+    t = Trained(Run("SFT", RunConfig(**config)), RunDir(tmp_path / "run"), records)
     before = item_values(t)
     assert t.dir.probe_items.is_file() and set(before) == {"RD", "NS", "MTD", "Rank-rho", "NTR", "JSD"}
     shutil.rmtree(t.dir.probes / "states")
@@ -270,7 +270,6 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
 
     from analyses.drift_items import drift_difference_lines
     from analyses.runs import Run, Trained
-    from training.config import RunConfig
     from training.run_dir import RunDir
     from training.trainer import Trainer
 
@@ -278,7 +277,7 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     runs = {}
     for label, lr in (("fast", 3e-3), ("slow", 3e-4)):
         records = Trainer(RunConfig(out=str(tmp_path / label), lr=lr, **config)).run()
-        runs[label] = Trained(Run(label, {**config, "lr": lr}), RunDir(tmp_path / label), records)
+        runs[label] = Trained(Run(label, RunConfig(**config, lr=lr)), RunDir(tmp_path / label), records)
 
     def rd(t):
         base, last = t.dir.probe_states(None)["held_states"], t.dir.probe_states(1)["held_states"]
@@ -288,7 +287,8 @@ def test_drift_difference_is_paired_by_fact_with_a_wilcoxon_p(tmp_path):
     [line] = drift_difference_lines(runs["fast"], runs["slow"], ["RD"])
     assert line.startswith(f"fast − slow: RD at the last epoch {np.mean(x - y):+.4f} [")
     assert f"Wilcoxon signed-rank p {wilcoxon(x, y).pvalue:.3f}: undecided" in line
-    other = Trained(Run("other", {**config, "held": config["known"]}), runs["slow"].dir, runs["slow"].records)
+    other = Trained(Run("other", RunConfig(**{**config, "held": config["known"]})), runs["slow"].dir,
+                    runs["slow"].records)
     assert drift_difference_lines(runs["fast"], other, ["RD"]) == []
 
 
@@ -300,7 +300,7 @@ def test_frontier_compares_the_drop_and_what_is_kept_at_equal_acquisition(tmp_pa
     from training.run_dir import RunDir
 
     def run(label, held, unknown):
-        return Trained(Run(label, {"seed": 0}), RunDir(tmp_path / label),
+        return Trained(Run(label), RunDir(tmp_path / label),
                        [{"epoch": e, "correct": {"held": h, "unknown": u}} for e, (h, u) in enumerate(zip(held,
                                                                                                          unknown))])
     a = run("A", ["1" * 20] * 3, ["0000", "1100", "1111"])

@@ -30,7 +30,8 @@ class RunConfig:
     """Everything a run depends on (recorded in run.json). Fact paths are what ``probekit.read_facts`` reads:
     JSONL / JSON, CSV, Parquet or a ``Dataset.save_to_disk`` folder."""
 
-    out: str = option(help="run directory (required; resuming: the same command again)", runtime=True)
+    out: str | None = option(None, "run directory (required to train; resuming: the same command again)",
+                             runtime=True)
     model: str = option(EMBEDDED, "base model: 'embedded' (SmolLM2-135M), 'gemma3-270m' or a checkpoint directory")
     train: str | None = option(None, FACTS + ": the training mix (unset: known ∪ unknown)")
     known: str | None = option(None, FACTS + ": D_Known (trained on, evaluated; the teacher recipe's data)")
@@ -132,16 +133,25 @@ def _check_keep(keep: str) -> None:
 RUNTIME = runtime_fields(RunConfig)
 
 
-# settings added after run folders were first named: they enter the key only when changed, so earlier runs keep theirs
-LATER = {"distill_positions": "all"}
 # settings renamed since: hashed, and read from run.json, under the name they had when run folders were first named
 RENAMED = {"layer": "probe_layer"}
+# what an analysis names in every run's key, at its default too: the model, the condition and the profile's schedule
+KEYED = ("model", "condition", "epochs", "lr", "batch_size", "snapshot_epoch", "lam", "tau", "keep", "seed")
 
 
-def run_key(config: dict) -> str:
-    """A short hash of a RunConfig dict without its runtime fields: names a run folder by what it computes."""
-    return stable_hash({RENAMED.get(k, k): v for k, v in config.items()
-                        if k not in RUNTIME and not (k in LATER and v == LATER[k])})
+def run_key(config: RunConfig) -> str:
+    """A short hash of what a run computes (names its folder): the KEYED fields, every other results-changing field
+    that is set (not None) and differs from its default, and a self-distillation run's variant (the way run folders
+    were first named, so archived runs keep their folders)."""
+    defaults = RunConfig()
+    keyed = {}
+    for name, value in asdict(config).items():
+        if name in RUNTIME or value is None:
+            continue
+        if (name in KEYED or value != getattr(defaults, name)
+                or (name == "variant" and config.condition == "self_distill")):
+            keyed[RENAMED.get(name, name)] = value
+    return stable_hash(keyed)
 
 
 OLD_NAMES = {old: new for new, old in RENAMED.items()}
@@ -158,7 +168,7 @@ def check_same_settings(stored: dict, config: RunConfig, folder) -> None:
     def comparable(values: dict) -> dict:
         return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in RUNTIME}
 
-    before = comparable({**asdict(RunConfig(out=config.out)), **stored_config(stored)})
+    before = comparable({**asdict(RunConfig()), **stored_config(stored)})
     now = comparable(asdict(config))
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if changed:

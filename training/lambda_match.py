@@ -95,7 +95,7 @@ def match_l2_lambda(config: RunConfig) -> LambdaMatch:
         raise ProbekitError("the first mixed-phase step left θ at θ_i (learning rate 0?): no λ matches a zero ℓ2 "
                             "gradient")
     return LambdaMatch(config.lam * distill_norm / l2_norm, config.lam, distill_norm, l2_norm, config.snapshot_epoch,
-                       run_key(asdict(config)))
+                       run_key(config))
 
 
 def l2_lambda(config: RunConfig) -> LambdaMatch:
