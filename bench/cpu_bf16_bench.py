@@ -1,6 +1,8 @@
 """bf16 on the CPU: SLiCK, evaluation and the probe in fp32 (the obvious baseline, the quick profile's precision) vs
 in bf16, on the embedded SmolLM2-135M, same questions, same run.
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/cpu_bf16_bench.py [--n 128] [--runs 2] [--out bench/results/cpu_bf16_bench_cpu.json]
 
 A CPU with AMX or AVX512-BF16 (`lscpu` flags amx_bf16 / avx512_bf16) multiplies bf16 matrices several times faster

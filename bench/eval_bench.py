@@ -1,6 +1,8 @@
 """Evaluation speed: greedy exact match decided by a teacher-forced pass (probekit.exact_match) vs decoding every
 answer (the obvious baseline, what evaluation did before), on a run's own eval sets and checkpoints.
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/eval_bench.py RUN_DIR [RUN_DIR ...] [--batch-size N] [--out bench/results/eval_bench_cpu.json]
 
 For each checkpoint kept in each run (θ0 and the last epoch in the quick profile), both sides judge every fact of

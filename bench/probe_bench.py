@@ -1,5 +1,7 @@
 """Probe capture vs the obvious baseline (one plain HF forward with output_hidden_states=True and full logits).
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/probe_bench.py                       # embedded SmolLM2-135M, CPU, 512 EntityQuestions prompts
     python bench/probe_bench.py --arch qwen2.5-1.5b --device cuda --dtype bfloat16   # random-weight Qwen2.5-1.5B
 

@@ -1,5 +1,7 @@
 """A checkpoint series probed with loads overlapped with capture vs one at a time, and --layers all vs one layer.
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/series_bench.py                                  # 12 checkpoints of the embedded SmolLM2-135M, CPU
     python bench/series_bench.py --arch qwen2.5-1.5b --device cuda  # random-weight Qwen2.5-1.5B on a GPU
 

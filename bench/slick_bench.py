@@ -1,5 +1,7 @@
 """SLiCK speed: our batched, prefix-sharing implementation vs the obvious baseline (one `generate` per prompt).
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/slick_bench.py [--n 200] [--runs 5] [--modes shared independent]
     python bench/slick_bench.py --arch qwen2.5-1.5b --device cuda --dtype bfloat16 --n 64 --runs 2   # random weights
 

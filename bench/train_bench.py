@@ -1,5 +1,7 @@
 """Training step throughput: our SFT and distillation steps vs the obvious baseline, same examples, same run.
 
+From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+
     python bench/train_bench.py                        # embedded SmolLM2-135M on CPU, fp32
     python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-sizes 64 256   # random-weight Qwen2.5-1.5B
     python bench/train_bench.py --arch qwen2.5-1.5b --device cuda --batch-sizes 256 --compile --only ours_sft_packed
@@ -33,15 +35,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from probekit.distillation.batches import collate, pack
+from probekit.distillation.objective import Objective
+from probekit.distillation.regularizers import NO_REGULARIZER
 from probekit.entities import fact_to_record
 from probekit.io import write_json
 from probekit.models import embedded_model_dir
 from archs import ARCHS, bench_tokenizer, random_config
-from training.batches import collate, pack
 from training.entityquestions import load_relation
 from training.config import RunConfig
-from training.objective import Objective, step_batch
-from training.regularizers import NO_REGULARIZER, make_regularizer
+from training.run_regularizer import make_regularizer
+from training.step_batch import step_batch
 from training.trainer import Trainer
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s

@@ -247,7 +247,7 @@ def test_bad_input_is_one_line_and_status_2(name, flags):
 def test_a_training_error_in_an_analysis_is_one_line(workspace, tmp_path, monkeypatch, capsys):
     """A NaN loss in a run an analysis trains: one line and status 2, as in `python -m training`."""
     from probekit.errors import run_cli
-    from training import losses
+    from probekit.distillation import losses
 
     real = losses.task_loss_sum
     monkeypatch.setattr(losses, "task_loss_sum", lambda logits, targets: real(logits, targets) * float("nan"))

@@ -12,10 +12,10 @@ import textwrap
 import pytest
 import torch
 
-from training import losses
+from probekit.distillation import losses
+from probekit.distillation.objective import Objective
 from training.config import RunConfig
 from training.distributed import all_sum
-from training.objective import Objective
 from training.trainer import Trainer
 
 from .support.study_data import COUNTRIES, PLACES, assert_same_curve, make_data, write

@@ -9,8 +9,8 @@ from transformers import DataCollatorForSeq2Seq, TrainingArguments
 
 from probekit.entities import read_facts
 from probekit.errors import ProbekitError
+from probekit.integrations.hf import SelfDistillationTrainer
 from probekit.models import load_causal_lm
-from training.hf_distill import SelfDistillationTrainer
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
 from .support.hf import ARGS, qa_dataset

@@ -16,15 +16,14 @@ from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
 import probekit
+from probekit.distillation.batches import collate, make_examples
+from probekit.distillation.objective import Objective
+from probekit.distillation.regularizers import CachedDistillation, FullDistillation
+from probekit.distillation.teacher_cache import build_teacher_cache
 from probekit.entities import read_facts
-from probekit.integrations.hf import DriftCallback
+from probekit.integrations.hf import DriftCallback, SelfDistillationMixin, SelfDistillationTrainer
 from probekit.models import load_causal_lm
 from probekit.plot import plot_metric, save_figure
-from training.batches import collate, make_examples
-from training.hf_distill import SelfDistillationMixin, SelfDistillationTrainer
-from training.objective import Objective
-from training.regularizers import CachedDistillation, FullDistillation
-from training.teacher_cache import build_teacher_cache
 
 from .conftest import byte_bpe_tokenizer, save_checkpoint, tiny_model
 from .support.hf import ARGS, qa_dataset

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from probekit.distillation.batches import epoch_batches, make_examples
 from probekit.entities import read_facts
 from probekit.models import load_causal_lm, load_tokenizer
-from training.batches import epoch_batches, make_examples
 from training.config import RunConfig
 from training.lambda_match import MATCH_FILE, l2_lambda, match_l2_lambda
 

@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training import losses
-from training.batches import Example, collate
-from training.heads import final_hidden, head_logits, head_logits_at
+from probekit.distillation import losses
+from probekit.distillation.batches import Example, collate
+from probekit.distillation.heads import final_hidden, head_logits, head_logits_at
 
 from .conftest import byte_bpe_tokenizer, tiny_model
 

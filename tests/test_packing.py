@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.batches import collate, collate_packed, pack
-from training.heads import final_hidden, head_logits
-from training.objective import Objective
-from training.regularizers import NO_REGULARIZER, CachedDistillation, FullDistillation
-from training.teacher_cache import build_teacher_cache
+from probekit.distillation.batches import collate, collate_packed, pack
+from probekit.distillation.heads import final_hidden, head_logits
+from probekit.distillation.objective import Objective
+from probekit.distillation.regularizers import NO_REGULARIZER, CachedDistillation, FullDistillation
+from probekit.distillation.teacher_cache import build_teacher_cache
 
 from .conftest import byte_bpe_tokenizer, tiny_model
 from .support.examples import examples

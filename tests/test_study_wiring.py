@@ -28,11 +28,11 @@ def test_a_run_seeds_its_generators_from_seed(tmp_path):
 
 def test_distill_positions_answer_averages_the_kl_over_answer_predictions(tmp_path):
     """``--distill-positions answer``: M(y) = the positions whose logits predict an answer token, per example."""
-    from training import losses
-    from training.batches import collate, collate_packed
-    from training.heads import final_hidden, head_logits
-    from training.objective import Objective
-    from training.regularizers import FullDistillation
+    from probekit.distillation import losses
+    from probekit.distillation.batches import collate, collate_packed
+    from probekit.distillation.heads import final_hidden, head_logits
+    from probekit.distillation.objective import Objective
+    from probekit.distillation.regularizers import FullDistillation
 
     from .conftest import byte_bpe_tokenizer, tiny_model
 

@@ -3,19 +3,22 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from probekit.distillation import losses
 from probekit.errors import ProbekitError
-from training import losses
 from training.checkpointing import optimizer_state
 from training.config import RunConfig
 from training.run_dir import RunDir
 from training.trainer import Trainer, TrainingError
 
 from .support.study_data import assert_same_curve, make_data
+
+ROOT = Path(__file__).resolve().parents[1]  # `-m training` runs from the checkout: the processes start there
 
 
 def run(tmp_path, name, **kw):
@@ -121,7 +124,7 @@ def torchrun(out, args, port, parallel):
     """`python -m training run` under torchrun with 2 gloo processes."""
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
                     "-m", "training", "run", "--out", str(out), "--parallel", parallel, *args], check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, cwd=ROOT)
 
 
 @pytest.mark.parametrize("parallel,condition", [
@@ -135,7 +138,7 @@ def test_two_processes_match_one(tmp_path, parallel, condition):
     data = make_data(tmp_path)
     args = cli_args(data, *condition)
     subprocess.run([sys.executable, "-m", "training", "run", "--out", str(tmp_path / "one"), *args], check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, cwd=ROOT)
     torchrun(tmp_path / "two", args, 29533 if parallel == "ddp" else 29534, parallel)
     record = json.loads((tmp_path / "two" / "run.json").read_text())
     assert record["world_size"] == 2 and record["parallel"] == parallel

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from dataclasses import asdict, fields, replace
+from pathlib import Path
 
 import pytest
 
@@ -154,7 +155,7 @@ def test_read_metrics_from_the_package_and_a_cheap_import(tmp_path):
     frame = training.read_metrics(tmp_path)
     assert list(frame["accuracy.held"]) == [0.5] and list(frame["epoch"]) == [0]
     code = "import sys, training; assert not {'pandas', 'torch'} & set(sys.modules), 'heavy import'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])  # the checkout
 
 
 def test_run_json_records_a_packaged_base_by_name_not_by_this_machine_s_path(tmp_path):

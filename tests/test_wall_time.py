@@ -1,6 +1,7 @@
 """The dry run's wall-time estimate: each run's time is the arithmetic of the measured rates, parameter counts come
 from safetensors headers, and SLiCK is costed per question, run and sample."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,8 @@ def test_bf16_mixed_is_costed_at_the_bf16_rates():
 def test_the_bench_that_measures_the_bf16_rates_runs(tmp_path):
     out = tmp_path / "bf16.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "cpu_bf16_bench.py"), "--n", "4", "--runs", "1", "--out",
-                    str(out)], check=True, cwd=ROOT, timeout=600, capture_output=True)
+                    str(out)], check=True, cwd=ROOT, timeout=600, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # training is imported from the checkout
     result = json.loads(out.read_text())
     for side in ("slick", "evaluation", "probe"):
         assert result[side]["speedup"] > 0, side

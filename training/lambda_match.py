@@ -20,13 +20,14 @@ from pathlib import Path
 
 import torch
 
+from probekit.distillation.batches import epoch_batches
+from probekit.distillation.regularizers import L2ToSnapshot, Regularizer
 from probekit.errors import ProbekitError
 from probekit.io import write_json
 
-from .batches import epoch_batches
 from .config import RunConfig, run_key
-from .objective import StepBatch
-from .regularizers import L2ToSnapshot, Regularizer, teacher_path
+from .run_regularizer import teacher_path
+from .step_batch import StepBatch
 from .trainer import Trainer
 
 MATCH_FILE = "l2-lambda.json"

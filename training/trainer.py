@@ -7,13 +7,12 @@ the model after ``snapshot_epoch`` epochs of SFT on D_Known (those are epochs 1.
 i = 0 makes the base model the teacher), or any checkpoint path. Epochs count from the start of the run.
 
 Running the same command again continues after the last complete epoch and ends with the same metrics as an
-uninterrupted run. Under ``torchrun`` the global batch is split over processes (gloo on CPU, NCCL on GPU) and losses
-are normalised by global counts, so the loss curve equals a single process's. ``parallel="ddp"`` (the default under
-torchrun) replicates the model; ``parallel="fsdp"`` shards it with FSDP2 (``fully_shard`` per decoder block and on
-the whole), for models whose weights, gradients and optimizer state do not fit one card. Either way the whole loss,
-LM head included, is one module's forward (``Objective``), so the wrapper's hooks see every use of a weight. Under
-FSDP2 rank 0 evaluates and saves from a full copy of the weights gathered each epoch (inference needs far less
-memory than training).
+uninterrupted run. Under ``torchrun`` the global batch is split over processes (gloo on CPU, NCCL on GPU) and losses are
+normalised by global counts, so the loss curve equals a single process's. ``parallel="ddp"`` (the default under
+torchrun) replicates the model; ``parallel="fsdp"`` shards it with FSDP2 (``fully_shard`` per decoder block and on the
+whole), for models whose weights, gradients and optimizer state do not fit one card. Either way the whole loss, LM head
+included, is one module's forward (``Objective``), so the wrapper's hooks see every use of a weight. Under FSDP2 rank 0
+evaluates and saves from a full copy of the weights gathered each epoch (inference needs far less memory than training).
 """
 from __future__ import annotations
 
@@ -26,6 +25,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from probekit.decoding import GPU_BATCH
+from probekit.distillation.batches import Example, epoch_batches, make_examples, pack
+from probekit.distillation.objective import Objective
+from probekit.distillation.regularizers import NO_REGULARIZER, Regularizer
 from probekit.entities import read_facts
 from probekit.errors import ProbekitError
 from probekit.io import append_jsonl
@@ -33,17 +36,15 @@ from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
 from .base_outcomes import BaseOutcomes
-from .batches import Example, epoch_batches, make_examples, pack
 from .config import EVAL_SETS, RunConfig, check_same_settings
-from probekit.decoding import GPU_BATCH
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
 from .master_weights import MasterWeightAdamW
-from .objective import Objective, StepBatch, step_batch
-from .regularizers import NO_REGULARIZER, Regularizer, make_regularizer
 from .run_dir import RunDir
 from .run_record import write_run_record
+from .run_regularizer import make_regularizer
+from .step_batch import StepBatch, step_batch
 
 __all__ = ["RunConfig", "Trainer", "TrainingError"]
 

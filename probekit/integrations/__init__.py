@@ -1,1 +1,2 @@
-"""Probes inside other people's training loops: ``probekit.integrations.hf`` for transformers / TRL trainers."""
+"""Probes and the study's self-distillation inside other people's training loops: ``probekit.integrations.hf`` for
+transformers / TRL trainers."""

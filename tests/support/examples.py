@@ -1,7 +1,7 @@
 """Training examples of varied lengths (prompt and answer token counts) for packing and distillation tests."""
 from __future__ import annotations
 
-from training.batches import Example
+from probekit.distillation.batches import Example
 
 TEXTS = ["Q: Which country is Milan located in?\nA: Italy\n", "Q: Oslo?\nA: Norway\n",
          "Q: What is the capital of Zürich, São Paulo?\nA: Paris\n", "Q: Where is Lyon?\nA: France\n",

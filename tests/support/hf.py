@@ -1,7 +1,7 @@
 """Hugging Face training-loop pieces for the integration tests: CPU TrainingArguments and tokenized QA datasets."""
 from datasets import Dataset
 
-from training.batches import make_examples
+from probekit.distillation.batches import make_examples
 
 ARGS = dict(per_device_train_batch_size=2, learning_rate=5e-3, use_cpu=True, report_to=[], disable_tqdm=True,
             logging_strategy="no", seed=0)

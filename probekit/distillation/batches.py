@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from probekit.entities import DEFAULT_PROMPT_FORMAT, Fact, build_prompt
-from probekit.errors import ProbekitError
+from ..entities import DEFAULT_PROMPT_FORMAT, Fact, build_prompt
+from ..errors import ProbekitError
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,27 @@
 
     L = L_task + λ · mean over examples of τ²/|M(y)| Σ_{j∈M(y)} KL( softmax(z_T,j / τ) ‖ softmax(z_S,j / τ) )
 
-computed by the same ``Objective`` and regularisers as ``python -m training run --condition self_distill``:
-L_task is the cross-entropy summed over the label tokens (labels ≠ -100) divided by their number, the KL is over
-every non-padded position, the full vocabulary (an online teacher) or the k ids per position of a teacher cache
-(top-k / random-k, ``training.teacher_cache``, built over the train dataset's ``input_ids`` in dataset order; a
-batch's sequence is found there by its token ids, so a sequence that is in several rows is served the first such
-row's ids: the same for top-k, one shared draw instead of one per row for random-k). Under gradient accumulation
-both counts are those of the whole accumulated batch, as in one large batch, whatever the transformers version.
+computed by the same ``Objective`` and regularisers (``probekit.distillation``) as the study's runs (``python -m
+training run --condition self_distill`` in a probekit checkout): L_task is the cross-entropy summed over the label
+tokens (labels ≠ -100) divided by their number, the KL is over every non-padded position, the full vocabulary (an
+online teacher) or the k ids per position of a teacher cache (top-k / random-k,
+``probekit.distillation.teacher_cache``, built over the train dataset's ``input_ids`` in dataset order; a batch's
+sequence is found there by its token ids, so a sequence that is in several rows is served the first such row's ids:
+the same for top-k, one shared draw instead of one per row for random-k). Under gradient accumulation both counts
+are those of the whole accumulated batch, as in one large batch, whatever the transformers version.
 
 The teacher θ_i is a checkpoint (``teacher=PATH`` or a model) or a snapshot of the model being trained after
 ``snapshot_epoch`` epochs of *this Trainer's* ``train_dataset`` (0: before the first step; until then training is
-plain SFT; a snapshot after N ≥ 1 epochs is also saved to ``<output_dir>/teacher``). Unlike ``RunConfig``'s
-``snapshot_epoch`` (epochs on D_Known inside one run), nothing here switches datasets: the study's recipe, SFT on
+plain SFT; a snapshot after N ≥ 1 epochs is also saved to ``<output_dir>/teacher``). Unlike the study's runs'
+``--snapshot-epoch`` (epochs on D_Known inside one run), nothing here switches datasets: the study's recipe, SFT on
 D_Known for i epochs and then distillation from that checkpoint on D_train, is a Trainer on D_Known, then this one
 with ``teacher=`` its output. Resuming (``train(resume_from_checkpoint=...)``) needs ``teacher=`` once the snapshot
 was taken: the model in memory is then no longer the snapshot.
 
 Use ``SelfDistillationTrainer`` in place of ``Trainer``, or mix into TRL:
 ``class DistillSFTTrainer(SelfDistillationMixin, SFTTrainer): pass``. Batches must be right-padded (not packed or
-padding-free), one process (several GPUs: ``torchrun -m training run``). Evaluation loss is the plain task loss.
+padding-free), one process (several GPUs: ``torchrun -m training run`` in a probekit checkout). Evaluation loss is
+the plain task loss.
 """
 from __future__ import annotations
 
@@ -33,15 +35,14 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback
 
-from probekit.checkpoints import weights_stamp
-from probekit.errors import ProbekitError
-from probekit.metrics import DEFAULT_K
-from probekit.models import load_causal_lm, resolve_model_path
-
-from .batches import Example, TrainBatch
-from .objective import Objective
-from .regularizers import NO_REGULARIZER, CachedDistillation, FullDistillation
-from .teacher_cache import VARIANTS, build_teacher_cache
+from ...checkpoints import weights_stamp
+from ...distillation.batches import Example, TrainBatch
+from ...distillation.objective import Objective
+from ...distillation.regularizers import NO_REGULARIZER, CachedDistillation, FullDistillation
+from ...distillation.teacher_cache import VARIANTS, build_teacher_cache
+from ...errors import ProbekitError
+from ...metrics import DEFAULT_K
+from ...models import load_causal_lm, resolve_model_path
 
 
 def transformers_model(model):
@@ -124,7 +125,7 @@ class SelfDistillationMixin:
         super().__init__(*args, **kwargs)
         if self.accelerator.num_processes > 1:
             raise ProbekitError("self-distillation in a Trainer runs in one process; for several GPUs use "
-                                "`torchrun -m training run --condition self_distill`")
+                                "`torchrun -m training run --condition self_distill` in a probekit checkout")
         if self.compute_loss_func is not None:
             raise ProbekitError("self-distillation computes the loss itself: do not pass compute_loss_func")
         self.model_accepts_loss_kwargs = False  # the Trainer divides our loss by the micro-batch count (above)

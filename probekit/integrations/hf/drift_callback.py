@@ -32,10 +32,10 @@ import pandas as pd
 import torch
 from transformers import TrainerCallback
 
-from .. import metrics
-from ..drift_probe import COLUMNS, DriftProbe, ProbeConfig, as_facts, base_view, evaluating, probed_module
-from ..errors import ProbekitError
-from ..series import write_table
+from ... import metrics
+from ...drift_probe import COLUMNS, DriftProbe, ProbeConfig, as_facts, base_view, evaluating, probed_module
+from ...errors import ProbekitError
+from ...series import write_table
 
 
 class DriftCallback(TrainerCallback):
@@ -102,7 +102,7 @@ class DriftCallback(TrainerCallback):
         or repo id."""
         theta0 = self.base_model
         if isinstance(theta0, (str, Path)):
-            from ..models import load_causal_lm
+            from ...models import load_causal_lm
 
             lm = probed_module(model)
             theta0 = load_causal_lm(theta0, dtype=lm.dtype, device=lm.device)

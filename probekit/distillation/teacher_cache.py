@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from probekit.io import atomic_dir
+from ..io import atomic_dir
 
 from .batches import Example, collate
 from .heads import final_hidden, head_logits
