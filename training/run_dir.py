@@ -4,7 +4,8 @@
     metrics.jsonl             one line per epoch: phase, losses per step, greedy EM per eval set (and per fact, as a
                               string of 0/1 in file order), tokens/s, probe metrics
     checkpoints/epoch-NNN/    HF safetensors + tokenizer (epoch 0 is the base model), kept per `keep`
-    state/                    latest weights, optimizer and RNG state: the run resumes from here
+    state/                    latest weights (hard links to that epoch's checkpoint), optimizer and RNG state: the
+                              run resumes from here
                               (once the last epoch is done only trainer_state.json stays)
     teacher/                  the frozen snapshot θ_i for self_distill / l2
     probes/                   per-epoch drift metrics and the probe's cached states (probes/states/<name>.safetensors);

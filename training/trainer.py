@@ -40,7 +40,7 @@ from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
-from .master_weights import MasterWeightAdamW
+from .master_weights import adamw
 from .run_dir import RunDir
 from .run_record import write_run_record
 from .run_regularizer import make_regularizer
@@ -109,9 +109,8 @@ class Trainer:
         return model
 
     def optimizer(self, params) -> torch.optim.Optimizer:
-        """AdamW (fused on GPU); with bf16 weights it updates an fp32 master copy of them."""
-        adamw = MasterWeightAdamW if self.precision == "bf16" else torch.optim.AdamW
-        return adamw(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=self.device.type == "cuda")
+        """AdamW (``master_weights.adamw``)."""
+        return adamw(params, self.config.lr, self.config.weight_decay, self.device, self.precision == "bf16")
 
     @property
     def fsdp(self) -> bool:
@@ -242,8 +241,6 @@ class Trainer:
                 record["train_loss"] = sum(record["losses"]) / len(record["losses"])
             self._end_epoch(model, optimizer, record, probe)
             barrier()
-        if self.rank == 0:
-            ckpt.release_state(run)
         return run.records()
 
     def _start(self, done: int):
@@ -262,7 +259,8 @@ class Trainer:
         """Evaluate, checkpoint (and the recipe's teacher), probe, prune, append the record, save the state."""
         c, run, epoch = self.config, self.run_dir, record["epoch"]
         view = self._rank0_view(model)  # collective under FSDP2, like the optimizer state below
-        optimizer_state = ckpt.optimizer_state(model, optimizer)
+        last = epoch == c.epochs  # nothing is left to resume: no optimizer state saved
+        optimizer_state = None if last else ckpt.optimizer_state(model, optimizer)
         if self.rank != 0:
             return
         with self.autocast:  # decoding in the precision the model trains in
@@ -277,7 +275,7 @@ class Trainer:
             record["probe"] = probe.metrics(probe.states(checkpoint.name, checkpoint))
         ckpt.prune(run, c.keep, epoch)
         append_jsonl(run.metrics_file, record)
-        ckpt.save_state(run, view, optimizer_state, epoch, self.phase(epoch))
+        ckpt.save_state(run, checkpoint, optimizer_state, epoch, self.phase(epoch), last)
         print(_summary(record), flush=True)
 
     def _probe(self):
