@@ -82,6 +82,10 @@ class RunDir:
         """Where θ0's evaluation outcomes go unless the config names a cache folder: shared like the teacher's."""
         return self.path.parent / ".base-outcomes"
 
+    def probe_cache(self, cache_dir: str | None) -> Path:
+        """Where θ0's probe states are shared: ``<cache_dir>/base-probes``, else beside this run."""
+        return Path(cache_dir) / "base-probes" if cache_dir else self.path.parent / ".base-probes"
+
     def record(self) -> dict:
         """run.json: config, base model, versions, data."""
         return json.loads(self.record_file.read_text(encoding="utf-8"))

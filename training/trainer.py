@@ -36,6 +36,7 @@ from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
 from .base_outcomes import BaseOutcomes
+from .base_probe import epoch_states, take_shared_base_states
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
@@ -272,7 +273,7 @@ class Trainer:
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)
         if probe is not None:
-            record["probe"] = probe.metrics(probe.states(checkpoint.name, checkpoint))
+            record["probe"] = probe.metrics(epoch_states(probe, checkpoint, epoch, run.probe_cache(c.cache_dir)))
         ckpt.prune(run, c.keep, epoch)
         append_jsonl(run.metrics_file, record)
         ckpt.save_state(run, checkpoint, optimizer_state, epoch, self.phase(epoch), last)
@@ -284,12 +285,12 @@ class Trainer:
         c = self.config
         if "held" not in self.facts:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
-        return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
-                           self.run_dir.probes,
-                           ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
-                                       accuracy=False,  # the run evaluates its own exact match
-                                       dtype="float32" if self.precision == "fp32" else "bfloat16"),
-                           require_pairs=False)
+        return take_shared_base_states(SeriesProbe(
+            self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"), self.run_dir.probes,
+            ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
+                        accuracy=False,  # the run evaluates its own exact match
+                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
+            require_pairs=False), self.run_dir.probe_cache(c.cache_dir))
 
 
 def _summary(record: dict) -> str:
