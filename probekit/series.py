@@ -63,7 +63,8 @@ class SeriesProbe:
         self.device = config.device or default_device()
         self.dtype = resolve_dtype(config.dtype, self.device)  # what the models load in: part of the cache key
 
-    def _key(self, path: Path) -> str:
+    def key(self, path: Path) -> str:
+        """What the tensors of the model at `path` depend on (their cache key)."""
         c = self.config
         layers = self.layer if self.layer is not None else self.drift.layers  # one layer: the key it always had
         parts = [str(path.resolve()), weights_stamp(path), layers, c.k, c.prompt_format, str(self.dtype),
@@ -71,15 +72,15 @@ class SeriesProbe:
         if c.accuracy:  # outcomes cached too (a key without the flag: the states it always named)
             parts.append("accuracy")
         if path != self.base:
-            parts.append(self._key(self.base))  # gathered logits depend on θ0's top-k
+            parts.append(self.key(self.base))  # gathered logits depend on θ0's top-k
         return stable_hash(parts, length=None)
 
     def cached(self, name: str, path: Path) -> dict[str, torch.Tensor] | None:
         """The tensors of one model cached under `name`, if they were computed from these very inputs."""
-        return read_tensors(state_file(self.out, name), self._key(path))
+        return read_tensors(state_file(self.out, name), self.key(path))
 
     def is_cached(self, name: str, path: Path) -> bool:
-        return tensors_key(state_file(self.out, name)) == self._key(path)
+        return tensors_key(state_file(self.out, name)) == self.key(path)
 
     def load(self, path: Path):
         """One checkpoint's model, read on the CPU and then moved to the probe's device (see probekit.prefetch)."""
@@ -91,7 +92,7 @@ class SeriesProbe:
         """Capture `model` (loaded from `path`) and cache its tensors atomically under `name`."""
         base = None if path == self.base else self.base_states()
         out = self.drift.capture(self.drift.prober(model), base, desc)
-        write_tensors(state_file(self.out, name), out, self._key(path), model=str(path))
+        write_tensors(state_file(self.out, name), out, self.key(path), model=str(path))
         return out
 
     def states(self, name: str, path: Path, desc: str | None = None) -> dict[str, torch.Tensor]:

@@ -243,7 +243,7 @@ def test_probe_cache_key_names_the_device_and_dtype(tmp_path):
     held = t.facts["held"]
 
     def key(**kw):
-        return SeriesProbe(t.base_path, held, None, None, tmp_path / "probes", ProbeConfig(**kw))._key(t.base_path)
+        return SeriesProbe(t.base_path, held, None, None, tmp_path / "probes", ProbeConfig(**kw)).key(t.base_path)
 
     assert key(device="cpu") == key(device="cpu", dtype="float32")
     assert len({key(device="cpu"), key(device="cuda"), key(device="cpu", dtype="bfloat16")}) == 3

@@ -224,3 +224,25 @@ def test_saving_state_before_the_first_step_leaves_adam_untouched(tmp_path):
     trainer.step(model, trainer.wrap(model), optimizer, trainer.prepare(trainer.train_examples[:4]))
     state = optimizer_state(model, optimizer)["state"]
     assert {float(s["step"]) for s in state.values()} == {1.0}
+
+
+def test_theta0_probe_states_are_captured_once_for_the_runs_beside(tmp_path, monkeypatch):
+    """A probed run captures θ0 once (its epoch 0 takes θ0's states), and a second run on the same facts takes θ0's
+    from the first; epoch 0's states are exactly what capturing its checkpoint gives."""
+    from probekit.drift_probe import DriftProbe
+    from probekit.series import read_states
+
+    captured = []
+    capture = DriftProbe.capture
+    monkeypatch.setattr(DriftProbe, "capture", lambda self, *a, **kw: captured.append(1) or capture(self, *a, **kw))
+    cfg = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=2, eval_batch_size=8, probe=True)
+    first = Trainer(RunConfig(**cfg, out=str(tmp_path / "a"))).run()
+    assert len(captured) == 3  # θ0, epochs 1 and 2
+    Trainer(RunConfig(**cfg, out=str(tmp_path / "b"), seed=1)).run()
+    assert len(captured) == 5  # epochs 1 and 2 only
+    assert first[0]["probe"]["RD"] == pytest.approx(0, abs=1e-12)
+    probe = Trainer(RunConfig(**cfg, out=str(tmp_path / "a")))._probe()
+    checkpoint = tmp_path / "a" / "checkpoints" / "epoch-000"
+    fresh = probe.capture("fresh", checkpoint, probe.load(checkpoint))
+    shared = read_states(tmp_path / "a" / "probes", "epoch-000")
+    assert fresh.keys() == shared.keys() and all(torch.equal(fresh[k], shared[k]) for k in fresh)

@@ -4,6 +4,7 @@ the last completed epoch), from which a run resumes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -36,14 +37,28 @@ def prune(run: RunDir, keep: str, epoch: int) -> None:
             shutil.rmtree(d)
 
 
-def save_state(run: RunDir, model, optimizer_state: dict | None, epoch: int, phase: str) -> None:
-    """Weights, optimizer state and RNG after `epoch`: everything resuming needs."""
+def save_state(run: RunDir, checkpoint: Path, optimizer_state: dict | None, epoch: int, phase: str,
+               last: bool) -> None:
+    """Everything resuming needs after `epoch`: the weights (hard links to the files of `checkpoint`, the epoch's
+    checkpoint: the same bytes, written once), optimizer state and RNG. After the `last` epoch only the epoch marker,
+    what ``release_state`` would leave of the rest."""
     with atomic_dir(run.state) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        torch.save({"optimizer": optimizer_state, "rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                   tmp / run.optimizer_file.name)
+        if not last:
+            for f in checkpoint.iterdir():
+                link_or_copy(f, tmp / f.name)
+            torch.save({"optimizer": optimizer_state, "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                       tmp / run.optimizer_file.name)
         (tmp / run.trainer_state_file.name).write_text(json.dumps({"epoch": epoch, "phase": phase}))
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (files are replaced, never rewritten in place, so the link stays the file's bytes), or a copy
+    where the file system refuses one."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def restore_state(run: RunDir, model, optimizer, full_state_dict: bool) -> None:
@@ -74,10 +89,3 @@ def completed_epoch(run: RunDir) -> int:
     """The last epoch whose state was saved; -1 for a new run."""
     f = run.trainer_state_file
     return json.loads(f.read_text())["epoch"] if f.exists() else -1
-
-
-def release_state(run: RunDir) -> None:
-    """After the last epoch: keep only the epoch marker (weights and optimizer are gigabytes, no longer needed)."""
-    for f in run.state.iterdir():
-        if f.name != run.trainer_state_file.name:
-            f.unlink()

@@ -77,8 +77,9 @@ class RunConfig:
                                      "a multiple of 64)", runtime=True)
     parallel: str = option("auto", "under torchrun: ddp (auto) replicates the model, fsdp shards it (FSDP2)",
                            choices=PARALLEL, runtime=True)
-    cache_dir: str | None = option(None, "caches shared by runs: teacher outputs, and θ0's evaluation outcomes in "
-                                   "base-outcomes/ (unset: <out>/../.teacher-cache and <out>/../.base-outcomes)",
+    cache_dir: str | None = option(None, "caches shared by runs: teacher outputs, θ0's evaluation outcomes in "
+                                   "base-outcomes/ and θ0's probe states in base-probes/ (unset: "
+                                   "<out>/../.teacher-cache, <out>/../.base-outcomes and <out>/../.base-probes)",
                                    runtime=True)
 
     def validate(self) -> None:

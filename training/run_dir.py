@@ -4,7 +4,8 @@
     metrics.jsonl             one line per epoch: phase, losses per step, greedy EM per eval set (and per fact, as a
                               string of 0/1 in file order), tokens/s, probe metrics
     checkpoints/epoch-NNN/    HF safetensors + tokenizer (epoch 0 is the base model), kept per `keep`
-    state/                    latest weights, optimizer and RNG state: the run resumes from here
+    state/                    latest weights (hard links to that epoch's checkpoint), optimizer and RNG state: the
+                              run resumes from here
                               (once the last epoch is done only trainer_state.json stays)
     teacher/                  the frozen snapshot θ_i for self_distill / l2
     probes/                   per-epoch drift metrics and the probe's cached states (probes/states/<name>.safetensors);
@@ -80,6 +81,10 @@ class RunDir:
     def default_outcome_cache(self) -> Path:
         """Where θ0's evaluation outcomes go unless the config names a cache folder: shared like the teacher's."""
         return self.path.parent / ".base-outcomes"
+
+    def probe_cache(self, cache_dir: str | None) -> Path:
+        """Where θ0's probe states are shared: ``<cache_dir>/base-probes``, else beside this run."""
+        return Path(cache_dir) / "base-probes" if cache_dir else self.path.parent / ".base-probes"
 
     def record(self) -> dict:
         """run.json: config, base model, versions, data."""

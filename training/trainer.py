@@ -36,11 +36,12 @@ from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
 from .base_outcomes import BaseOutcomes
+from .base_probe import epoch_states, take_shared_base_states
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
 from .freeze import set_trainable
-from .master_weights import MasterWeightAdamW
+from .master_weights import adamw
 from .run_dir import RunDir
 from .run_record import write_run_record
 from .run_regularizer import make_regularizer
@@ -109,9 +110,8 @@ class Trainer:
         return model
 
     def optimizer(self, params) -> torch.optim.Optimizer:
-        """AdamW (fused on GPU); with bf16 weights it updates an fp32 master copy of them."""
-        adamw = MasterWeightAdamW if self.precision == "bf16" else torch.optim.AdamW
-        return adamw(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=self.device.type == "cuda")
+        """AdamW (``master_weights.adamw``)."""
+        return adamw(params, self.config.lr, self.config.weight_decay, self.device, self.precision == "bf16")
 
     @property
     def fsdp(self) -> bool:
@@ -242,8 +242,6 @@ class Trainer:
                 record["train_loss"] = sum(record["losses"]) / len(record["losses"])
             self._end_epoch(model, optimizer, record, probe)
             barrier()
-        if self.rank == 0:
-            ckpt.release_state(run)
         return run.records()
 
     def _start(self, done: int):
@@ -262,7 +260,8 @@ class Trainer:
         """Evaluate, checkpoint (and the recipe's teacher), probe, prune, append the record, save the state."""
         c, run, epoch = self.config, self.run_dir, record["epoch"]
         view = self._rank0_view(model)  # collective under FSDP2, like the optimizer state below
-        optimizer_state = ckpt.optimizer_state(model, optimizer)
+        last = epoch == c.epochs  # nothing is left to resume: no optimizer state saved
+        optimizer_state = None if last else ckpt.optimizer_state(model, optimizer)
         if self.rank != 0:
             return
         with self.autocast:  # decoding in the precision the model trains in
@@ -274,10 +273,10 @@ class Trainer:
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)
         if probe is not None:
-            record["probe"] = probe.metrics(probe.states(checkpoint.name, checkpoint))
+            record["probe"] = probe.metrics(epoch_states(probe, checkpoint, epoch, run.probe_cache(c.cache_dir)))
         ckpt.prune(run, c.keep, epoch)
         append_jsonl(run.metrics_file, record)
-        ckpt.save_state(run, view, optimizer_state, epoch, self.phase(epoch))
+        ckpt.save_state(run, checkpoint, optimizer_state, epoch, self.phase(epoch), last)
         print(_summary(record), flush=True)
 
     def _probe(self):
@@ -286,12 +285,12 @@ class Trainer:
         c = self.config
         if "held" not in self.facts:
             raise ProbekitError("the probe callback needs held-out facts: give --held")
-        return SeriesProbe(self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"),
-                           self.run_dir.probes,
-                           ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
-                                       accuracy=False,  # the run evaluates its own exact match
-                                       dtype="float32" if self.precision == "fp32" else "bfloat16"),
-                           require_pairs=False)
+        return take_shared_base_states(SeriesProbe(
+            self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"), self.run_dir.probes,
+            ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
+                        accuracy=False,  # the run evaluates its own exact match
+                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
+            require_pairs=False), self.run_dir.probe_cache(c.cache_dir))
 
 
 def _summary(record: dict) -> str:
