@@ -42,7 +42,7 @@ def test_a_second_run_reads_theta0_outcomes_the_first_computed(tmp_path):
 
 def test_the_key_names_weights_prompts_answers_and_decoding(tmp_path):
     data = make_data(tmp_path)
-    base = RunDir(tmp_path / "runs" / "a").default_outcome_cache()
+    base = RunDir(tmp_path / "runs" / "a").outcome_cache(None)
     cache = BaseOutcomes(base, data["model"], device_type="cpu", precision="fp32", max_new_tokens=16)
     prompts, answers = ["Q: Where is Paris?\nA:"], [["France"]]
     key = cache.path(prompts, answers)

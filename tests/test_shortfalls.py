@@ -89,13 +89,14 @@ def test_the_caption_names_each_models_shortfall(tmp_path):
     from types import SimpleNamespace
 
     from analyses.analysis import runs_shortfall
+    from training.config import RunConfig
 
     def run(model, folder, known, held):
         config = SplitConfig(known_size=64, unknown_size=64, held_size=64)
         write_splits(make_splits(*pools(known=known, unknown=100, held=held), config), tmp_path / folder, config,
                      ["P1"], {})
-        return SimpleNamespace(run=SimpleNamespace(config={"model": model, "known": str(tmp_path / folder /
-                                                                                      "known.jsonl")}))
+        return SimpleNamespace(run=SimpleNamespace(config=RunConfig(model=model,
+                                                                    known=str(tmp_path / folder / "known.jsonl"))))
 
     smol, gemma = run("embedded", "a", known=62, held=38), run(str(tmp_path / "gemma3-270m"), "b", known=80, held=52)
     note = shortfall_note(tmp_path / "a")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from analyses import wall_time
 from analyses.profiles import PROFILES
 from probekit.models import load_causal_lm
+from training.config import RunConfig
 
 from .support.study_data import make_data
 
@@ -20,18 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_run_seconds_is_training_evaluation_and_probe_at_the_measured_rates():
     profile = PROFILES["standard"]
     rates = wall_time.CPU
-    sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
+    sft = RunConfig(model="embedded", condition="sft", epochs=5, probe=True)
     expected = (5 * 1000 * wall_time.TOKENS_PER_FACT / rates.train_tokens_per_s["sft"]
                 + 5 * 2000 / rates.eval_facts_per_s + 6 * 2 * 300 / rates.probe_prompts_per_s)
     assert wall_time.run_seconds(sft, 1000, 2000, 300, profile) == pytest.approx(expected)
     # self-distillation: its snapshot epoch trains on D_Known at SFT's rate, the others at distillation's
-    sd = dict(sft, condition="self_distill", variant="full", snapshot_epoch=1, probe=False)
+    sd = replace(sft, condition="self_distill", variant="full", snapshot_epoch=1, probe=False)
     known = profile.splits.known_size
     expected = ((4 * 1000 / rates.train_tokens_per_s["full"] + 1 * known / rates.train_tokens_per_s["sft"])
                 * wall_time.TOKENS_PER_FACT + 5 * 2000 / rates.eval_facts_per_s)
     assert wall_time.run_seconds(sd, 1000, 2000, 300, profile) == pytest.approx(expected)
     # a model twice the size takes twice as long
-    gemma = dict(sft, model="gemma3-270m")
+    gemma = replace(sft, model="gemma3-270m")
     ratio = wall_time.KNOWN_PARAMS["gemma3-270m"] / wall_time.REFERENCE_PARAMS
     assert wall_time.run_seconds(gemma, 1000, 2000, 300, profile) == pytest.approx(
         ratio * wall_time.run_seconds(sft, 1000, 2000, 300, profile))
@@ -54,11 +56,12 @@ def test_slick_is_costed_per_question_run_and_sample():
 
 def test_bf16_mixed_is_costed_at_the_bf16_rates():
     profile = PROFILES["standard"]
-    sft = dict(model="embedded", condition="sft", epochs=5, probe=True)
+    sft = RunConfig(model="embedded", condition="sft", epochs=5, probe=True)
     bf16 = wall_time.CPU_BF16
     expected = (5 * 1000 * wall_time.TOKENS_PER_FACT / bf16.train_tokens_per_s["sft"]
                 + 5 * 2000 / bf16.eval_facts_per_s + 6 * 2 * 300 / bf16.probe_prompts_per_s)
-    assert wall_time.run_seconds(dict(sft, precision="bf16-mixed"), 1000, 2000, 300, profile) == pytest.approx(expected)
+    mixed = replace(sft, precision="bf16-mixed")
+    assert wall_time.run_seconds(mixed, 1000, 2000, 300, profile) == pytest.approx(expected)
     fp32 = wall_time.slick_seconds(profile)
     assert wall_time.slick_seconds(profile.replace(precision="bf16-mixed")) == pytest.approx(
         fp32 / wall_time.BF16_SPEEDUP["slick"])

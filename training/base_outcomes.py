@@ -12,26 +12,18 @@ import json
 from pathlib import Path
 
 from probekit.checkpoints import weights_stamp
-from probekit.io import stable_hash, write_json
-
 from probekit.decoding import DEFAULT_MAX_NEW_TOKENS
+from probekit.io import stable_hash, write_json
 
 
 class BaseOutcomes:
     """θ0's outcomes per eval set for one base model, decoding setting and folder."""
 
-    def __init__(self, folder: Path, base_path: Path, *, device_type: str, precision: str, max_new_tokens: int):
+    def __init__(self, folder: Path, base_path: Path, *, device_type: str, precision: str,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
         self.folder = Path(folder)
         self.setting = {"base": str(Path(base_path).resolve()), "weights": weights_stamp(base_path),
                         "device": device_type, "precision": precision, "max_new_tokens": max_new_tokens}
-
-    @classmethod
-    def of_run(cls, trainer) -> BaseOutcomes:
-        """The cache a Trainer's run shares: in ``--cache-dir``/base-outcomes, else beside the run folder."""
-        c = trainer.config
-        folder = Path(c.cache_dir) / "base-outcomes" if c.cache_dir else trainer.run_dir.default_outcome_cache()
-        return cls(folder, trainer.base_path, device_type=trainer.device.type, precision=trainer.precision,
-                   max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
 
     def path(self, prompts: list[str], answers: list[list[str]]) -> Path:
         """The file of one eval set: its prompts and gold aliases (in order) and the decoding setting."""

@@ -78,9 +78,9 @@ class RunDir:
         """Where top-k / random-k teacher caches go unless the config says: shared by the runs beside this one."""
         return self.path.parent / ".teacher-cache"
 
-    def default_outcome_cache(self) -> Path:
-        """Where θ0's evaluation outcomes go unless the config names a cache folder: shared like the teacher's."""
-        return self.path.parent / ".base-outcomes"
+    def outcome_cache(self, cache_dir: str | None) -> Path:
+        """Where θ0's evaluation outcomes are shared: ``<cache_dir>/base-outcomes``, else beside this run."""
+        return Path(cache_dir) / "base-outcomes" if cache_dir else self.path.parent / ".base-outcomes"
 
     def probe_cache(self, cache_dir: str | None) -> Path:
         """Where θ0's probe states are shared: ``<cache_dir>/base-probes``, else beside this run."""

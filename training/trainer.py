@@ -268,7 +268,8 @@ class Trainer:
             record["accuracy"], record["correct"] = evaluate(
                 view, self.tokenizer, self.facts, c.eval_limit,
                 c.eval_batch_size or (64 if self.device.type == "cpu" else GPU_BATCH), c.prompt_format,
-                BaseOutcomes.of_run(self) if epoch == 0 else None)  # θ0's: shared by the runs beside
+                BaseOutcomes(run.outcome_cache(c.cache_dir), self.base_path, device_type=self.device.type,
+                             precision=self.precision) if epoch == 0 else None)  # θ0's: shared by the runs beside
         checkpoint = ckpt.save_pretrained(view, self.tokenizer, run.checkpoint(epoch))
         if self.recipe and epoch == c.snapshot_epoch > 0:
             ckpt.save_pretrained(view, self.tokenizer, run.teacher)
