@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from training.config import RunConfig, run_key
+from training.config import RunConfig, check_same_settings, run_key
 from training.run_dir import RunDir
 from training.trainer import Trainer
 
@@ -141,10 +141,13 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
     """Train (or resume, or reuse) a run."""
     folder = run_folder(run, runs_dir)
     records = folder.records()
+    config = replace(run.config, out=str(folder.path))
+    if records and folder.record_file.exists():  # a key leaves out settings at their defaults: check them all
+        check_same_settings(folder.record()["config"], config, folder.path)
     if not (records and records[-1]["epoch"] == run.config.epochs):
         print(f"== run: {run.label} → {folder.path}", flush=True)
         start = time.perf_counter()
-        records = Trainer(replace(run.config, out=str(folder.path))).run()
+        records = Trainer(config).run()
         print(f"== trained {run.label} in {time.perf_counter() - start:.0f} s (with each epoch's evaluation of every "
               "fact set and probe)", flush=True)
     return Trained(run, folder, records)

@@ -46,5 +46,5 @@ def test_the_archive_keeps_no_weights():
     tracked = _tracked("results")
     if tracked is None:
         pytest.skip("not a git checkout")
-    heavy = {"checkpoints", "state", "teacher", "states", ".teacher-cache"}
+    heavy = {"checkpoints", "state", "teacher", "states", ".teacher-cache", ".base-probes"}
     assert not [f for f in tracked if heavy & set(Path(f).parts[:-1])]

@@ -246,3 +246,49 @@ def test_theta0_probe_states_are_captured_once_for_the_runs_beside(tmp_path, mon
     fresh = probe.capture("fresh", checkpoint, probe.load(checkpoint))
     shared = read_states(tmp_path / "a" / "probes", "epoch-000")
     assert fresh.keys() == shared.keys() and all(torch.equal(fresh[k], shared[k]) for k in fresh)
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16"])
+def test_epoch0_states_equal_a_fresh_capture_in_low_precision(tmp_path, precision):
+    """Epoch 0's states (θ0's, not captured again) are what capturing its checkpoint gives, with bf16 in play."""
+    from probekit.series import read_states
+
+    cfg = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=1, eval_batch_size=8, probe=True,
+               precision=precision, out=str(tmp_path / "a"))
+    Trainer(RunConfig(**cfg)).run()
+    probe = Trainer(RunConfig(**cfg))._probe()
+    checkpoint = tmp_path / "a" / "checkpoints" / "epoch-000"
+    fresh = probe.capture("fresh", checkpoint, probe.load(checkpoint))
+    shared = read_states(tmp_path / "a" / "probes", "epoch-000")
+    assert fresh.keys() == shared.keys() and all(torch.equal(fresh[k], shared[k]) for k in fresh)
+
+
+@pytest.mark.parametrize("where", ["save_state", "append_jsonl"])
+def test_a_run_killed_after_pruning_resumes_from_its_linked_state(tmp_path, monkeypatch, where):
+    """state/ hard-links the epoch's checkpoint files: a kill after the previous checkpoint was pruned (while the
+    state or the record is written) resumes to the uninterrupted run's records."""
+    import training.checkpointing as ckpt
+    import training.trainer as trainer_module
+
+    cfg = dict(make_data(tmp_path), lr=3e-3, batch_size=4, epochs=4, eval_batch_size=8, keep="last:1", probe=True)
+    straight = Trainer(RunConfig(**cfg, out=str(tmp_path / "straight"))).run()
+    module = ckpt if where == "save_state" else trainer_module
+    real = getattr(module, where)
+
+    def dying(*args, **kwargs):
+        epoch = args[3] if where == "save_state" else args[1]["epoch"]
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, where, dying)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(RunConfig(**cfg, out=str(tmp_path / "r"))).run()
+    assert not (tmp_path / "r" / "checkpoints" / "epoch-002").exists()  # pruned; state/ holds its files
+    monkeypatch.setattr(module, where, real)
+    resumed = Trainer(RunConfig(**cfg, out=str(tmp_path / "r"))).run()
+    assert [m["epoch"] for m in resumed] == [0, 1, 2, 3, 4]
+    for a, b in zip(resumed[1:], straight[1:]):
+        assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+        assert a["probe"] == pytest.approx(b["probe"], rel=1e-5, abs=1e-7)
+    assert [m["accuracy"] for m in resumed] == [m["accuracy"] for m in straight]

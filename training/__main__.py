@@ -123,7 +123,6 @@ def build_parser(run_defaults: dict | None = None, slick_preset: str = "study") 
         add_arguments(p, settings)
         p.set_defaults(settings=settings, func=func)
         if name == "run":
-            next(a for a in p._actions if a.dest == "out").required = False  # or from --config
             p.set_defaults(**(run_defaults or {}))
         if name == "slick":
             p.set_defaults(preset=slick_preset, **flat_values(PRESETS[slick_preset]))

@@ -40,8 +40,8 @@ def prune(run: RunDir, keep: str, epoch: int) -> None:
 def save_state(run: RunDir, checkpoint: Path, optimizer_state: dict | None, epoch: int, phase: str,
                last: bool) -> None:
     """Everything resuming needs after `epoch`: the weights (hard links to the files of `checkpoint`, the epoch's
-    checkpoint: the same bytes, written once), optimizer state and RNG. After the `last` epoch only the epoch marker,
-    what ``release_state`` would leave of the rest."""
+    checkpoint: the same bytes, written once), optimizer state and RNG. After the `last` epoch only the epoch marker:
+    nothing is left to resume."""
     with atomic_dir(run.state) as tmp:
         if not last:
             for f in checkpoint.iterdir():

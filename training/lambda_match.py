@@ -45,7 +45,7 @@ class LambdaMatch:
     distill_grad_norm: float  # ‖∇ L_distill‖ (unweighted)
     l2_grad_norm: float  # ‖∇ ‖θ − θ_i‖²‖ = 2‖θ′ − θ_i‖
     snapshot_epoch: int
-    settings: str  # run_key of the self-distillation run's full config
+    settings: str  # run_key of the self-distillation run's config (its folder's key)
     step: str = STEP
 
     def summary(self) -> str:

@@ -74,9 +74,9 @@ class RunDir:
         """probes/items.safetensors: each drift metric per item and probed epoch (analyses.drift_items)."""
         return self.probes / "items.safetensors"
 
-    def default_teacher_cache(self) -> Path:
-        """Where top-k / random-k teacher caches go unless the config says: shared by the runs beside this one."""
-        return self.path.parent / ".teacher-cache"
+    def teacher_cache(self, cache_dir: str | None) -> Path:
+        """Where top-k / random-k teacher caches are shared: `cache_dir`, else beside this run."""
+        return Path(cache_dir) if cache_dir else self.path.parent / ".teacher-cache"
 
     def outcome_cache(self, cache_dir: str | None) -> Path:
         """Where θ0's evaluation outcomes are shared: ``<cache_dir>/base-outcomes``, else beside this run."""

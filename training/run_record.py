@@ -58,12 +58,13 @@ def portable_base(model: str, base_path: Path) -> str:
 
 
 def write_run_record(run: RunDir, config: RunConfig, *, base_path: Path, precision: str, world_size: int,
-                     parallel: str) -> None:
+                     parallel: str, optimizer: str) -> None:
     import transformers
 
     write_json(run.record_file, {
         "base_model": portable_base(config.model, base_path), "config": asdict(config), "precision": precision,
-        "world_size": world_size, "parallel": parallel, "data": data_files(config), "versions": {
+        "world_size": world_size, "parallel": parallel, "optimizer": optimizer, "data": data_files(config),
+        "versions": {
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__},
     })

@@ -45,7 +45,7 @@ def make_regularizer(config: RunConfig, run: RunDir, *, base_path: Path, model, 
     if config.variant == "full":
         return FullDistillation(teacher, config.tau, positions=config.distill_positions)
     stamp = json.dumps(weights_stamp(path))
-    root = Path(config.cache_dir) if config.cache_dir else run.default_teacher_cache()
+    root = run.teacher_cache(config.cache_dir)
 
     def build() -> TeacherCache:
         return build_teacher_cache(teacher, examples, pad_id, config.k, config.variant, config.seed, root, stamp)

@@ -36,7 +36,7 @@ from probekit.models import load_causal_lm, load_tokenizer, resolve_model_path
 
 from . import checkpointing as ckpt
 from .base_outcomes import BaseOutcomes
-from .base_probe import epoch_states, take_shared_base_states
+from .base_probe import epoch_states, run_probe
 from .config import EVAL_SETS, RunConfig, check_same_settings
 from .distributed import all_sum, barrier, full_weights, parallelize, world
 from .evaluation import evaluate
@@ -58,6 +58,8 @@ class TrainingError(ProbekitError):
 class Trainer:
     def __init__(self, config: RunConfig):
         config.validate()
+        if config.out is None:
+            raise ProbekitError("a run needs its folder: give out (--out RUN_DIR)")
         self.config = c = config
         self.rank, self.world = world()
         self.run_dir = RunDir(c.out)
@@ -225,10 +227,11 @@ class Trainer:
             check_same_settings(run.record()["config"], c, run.path)
         if done >= c.epochs:
             return run.records()
-        if self.rank == 0:
-            write_run_record(run, c, base_path=self.base_path, precision=self.precision, world_size=self.world,
-                             parallel="fsdp" if self.fsdp else "ddp" if self.world > 1 else "none")
         model, objective, optimizer = self._start(done)
+        if self.rank == 0:  # the optimizer as resumed: a saved state keeps the implementation it was made with
+            write_run_record(run, c, base_path=self.base_path, precision=self.precision, world_size=self.world,
+                             parallel="fsdp" if self.fsdp else "ddp" if self.world > 1 else "none",
+                             optimizer="AdamW, " + ("fused" if optimizer.param_groups[0].get("fused") else "foreach"))
         probe = self._probe() if c.probe and self.rank == 0 else None
         regularizer = None  # built at the first "train" epoch: the teacher may be this run's snapshot
         for epoch in range(done + 1, c.epochs + 1):
@@ -281,17 +284,8 @@ class Trainer:
         print(_summary(record), flush=True)
 
     def _probe(self):
-        from probekit.series import ProbeConfig, SeriesProbe
-
-        c = self.config
-        if "held" not in self.facts:
-            raise ProbekitError("the probe callback needs held-out facts: give --held")
-        return take_shared_base_states(SeriesProbe(
-            self.base_path, self.facts["held"], self.facts.get("unknown"), self.facts.get("new"), self.run_dir.probes,
-            ProbeConfig(layer=c.layer, prompt_format=c.prompt_format, device=str(self.device),
-                        accuracy=False,  # the run evaluates its own exact match
-                        dtype="float32" if self.precision == "fp32" else "bfloat16"),
-            require_pairs=False), self.run_dir.probe_cache(c.cache_dir))
+        return run_probe(self.config, self.facts, self.base_path, self.run_dir.probes, self.device, self.precision,
+                         self.run_dir.probe_cache(self.config.cache_dir))
 
 
 def _summary(record: dict) -> str:
