@@ -2,7 +2,7 @@
 GPU) against the foreach implementation (torch's default, what the loop used on the CPU before), on the parameters of
 a real model with the same gradients on both sides.
 
-From the repository root with ``PYTHONPATH=.`` (it imports the checkout's ``training``, not installed):
+From the repository root:
 
     python bench/optimizer_bench.py [--model embedded] [--steps 5] [--out bench/results/optimizer_bench_cpu.json]
 
