@@ -142,9 +142,10 @@ def ensure_run(run: Run, runs_dir: Path) -> Trained:
     folder = run_folder(run, runs_dir)
     records = folder.records()
     config = replace(run.config, out=str(folder.path))
-    if records and folder.record_file.exists():  # a key leaves out settings at their defaults: check them all
-        check_same_settings(folder.record()["config"], config, folder.path)
-    if not (records and records[-1]["epoch"] == run.config.epochs):
+    if records and records[-1]["epoch"] == run.config.epochs:  # reused: a key leaves out settings at their defaults
+        if folder.record_file.exists():  # (a resumed run: the Trainer checks)
+            check_same_settings(folder.record()["config"], config, folder.path)
+    else:
         print(f"== run: {run.label} → {folder.path}", flush=True)
         start = time.perf_counter()
         records = Trainer(config).run()

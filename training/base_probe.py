@@ -28,16 +28,18 @@ def run_probe(config: RunConfig, facts: dict[str, list[Fact]], base: Path, out: 
                            dtype="float32" if precision == "fp32" else "bfloat16")
     probe = SeriesProbe(base, facts["held"], facts.get("unknown"), facts.get("new"), out, settings,
                         require_pairs=False)
-    file, key = shared_file(probe, shared)
-    if not probe.is_cached(BASE_NAME, probe.base) and (states := read_tensors(file, key)) is not None:
-        write_tensors(state_file(probe.out, BASE_NAME), states, probe.key(probe.base), model=str(probe.base))
+    base_key = probe.key(probe.base)
+    file, key = shared_file(base_key, shared)
+    local = state_file(probe.out, BASE_NAME)
+    if tensors_key(local) != base_key and (states := read_tensors(file, key)) is not None:
+        write_tensors(local, states, base_key, model=str(probe.base))
     return probe
 
 
-def shared_file(probe: SeriesProbe, folder: Path) -> tuple[Path, str]:
-    """(the file in `folder` that holds `probe`'s θ0 states, their key: base weights, facts, settings, format)."""
-    key = f"{SHARED_FORMAT} {probe.key(probe.base)}"
-    return Path(folder) / f"{probe.key(probe.base)[:24]}.safetensors", key
+def shared_file(base_key: str, folder: Path) -> tuple[Path, str]:
+    """(the file in `folder` that holds the θ0 states of a probe whose θ0 key is `base_key`, their key there: base
+    weights, facts, settings and the shared format)."""
+    return Path(folder) / f"{base_key[:24]}.safetensors", f"{SHARED_FORMAT} {base_key}"
 
 
 def epoch_states(probe: SeriesProbe, checkpoint: Path, epoch: int, shared: Path) -> dict[str, torch.Tensor]:
@@ -48,7 +50,7 @@ def epoch_states(probe: SeriesProbe, checkpoint: Path, epoch: int, shared: Path)
         return probe.states(checkpoint.name, checkpoint)
     states = probe.base_states()
     write_tensors(state_file(probe.out, checkpoint.name), states, probe.key(checkpoint), model=str(checkpoint))
-    file, key = shared_file(probe, shared)
+    file, key = shared_file(probe.key(probe.base), shared)
     if tensors_key(file) != key:
         write_tensors(file, states, key, model=str(probe.base))
     return states
