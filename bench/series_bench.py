@@ -10,10 +10,13 @@ in the model's dtype (float32 for the embedded model) under `--work`. `--cache c
 of the series from the page cache before each pass (posix_fadvise DONTNEED), as for a series larger than memory
 or just written by another job; `--cache warm` reads every file first. Each side probes the whole series into a
 fresh folder (nothing cached), `--held` held-out and `--unknown` unknown facts from EntityQuestions dev; rounds
-alternate the order. Reported: wall time per side (median), the split of one
-sequential pass into load and capture time, the speed-up, and the max abs difference of the two tables (the same
-numbers). Then `--layers all` against the default layer, and the series under torchrun with `--ranks` processes
-(the command line, each rank with its share of the cores) against the one-process table.
+rotate the order. Three sides: the obvious baseline (each checkpoint loaded with ``from_pretrained`` when its turn
+comes), probekit's loads one at a time (on the CPU: read off the GIL and swapped into one model,
+probekit.weight_swap) and probekit's loads overlapped with capture (the default). Reported: wall time per side
+(median), the split of one pass of each side in turn into load and capture time, the speed-ups, and the max abs
+difference of the tables (the same numbers). Then `--layers all` against the default layer, and the series under
+torchrun with `--ranks` processes (the command line, each rank with its share of the cores) against the
+one-process table.
 """
 from __future__ import annotations
 
@@ -69,23 +72,67 @@ def facts(held: int, unknown: int):
     return pool[:held], pool[held : held + unknown]
 
 
+class FromPretrained:
+    """Stands in for probekit.weight_swap.WeightSwap in the baseline: the loading thread builds each model."""
+
+    def __init__(self, load, dtype):
+        self.load = load
+
+    def read(self, path):
+        return self.load(path)
+
+    def model(self, path, model):
+        return model
+
+
+SIDES = {  # side → (stand-in for WeightSwap or None, overlap_loads)
+    "from_pretrained, in turn": (FromPretrained, False),
+    "swapped, in turn": (None, False),
+    "swapped, overlapped": (None, True),
+}
+
+
+def on_side(side: str, fn, *args, **kwargs):
+    """`fn(*args, overlap_loads=..., **kwargs)` with the series' loads as `side` has them."""
+    stand_in, overlap = SIDES[side]
+    real = series.WeightSwap
+    series.WeightSwap = stand_in or real
+    try:
+        return fn(*args, overlap_loads=overlap, **kwargs)
+    finally:
+        series.WeightSwap = real
+
+
 class Timer:
-    """Seconds spent in SeriesProbe.load and .capture (wrapped while timing a sequential pass)."""
+    """Seconds spent loading (SeriesProbe.load, and WeightSwap.read when `swapped`) and capturing
+    (SeriesProbe.capture), while patched in."""
 
-    def __init__(self):
-        self.load = self.capture = 0.0
+    def __init__(self, swapped: bool):
+        self.seconds = {"load": 0.0, "capture": 0.0}
+        self.parts = [(series.SeriesProbe, "load", "load"), (series.SeriesProbe, "capture", "capture")]
+        if swapped:
+            self.parts.append((series.WeightSwap, "read", "load"))
+        self.reals = []
 
-    def wrap(self, name):
-        real = getattr(series.SeriesProbe, name)
+    def __enter__(self):
+        for cls, method, part in self.parts:
+            self.reals.append((cls, method, getattr(cls, method)))
+            setattr(cls, method, self._timed(getattr(cls, method), part))
+        return self
 
+    def __exit__(self, *exc):
+        for cls, method, real in self.reals:
+            setattr(cls, method, real)
+
+    def _timed(self, real, part):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             try:
                 return real(*args, **kwargs)
             finally:
-                setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
+                self.seconds[part] += time.perf_counter() - t0
 
-        return real, timed
+        return timed
 
 
 def torchrun_once(base, paths, held, unknown, out, work, ranks: int, device: str) -> tuple[float, object]:
@@ -131,19 +178,18 @@ def probe_once(base, paths, held, unknown, out, cache="cold", **config) -> tuple
     return time.perf_counter() - t0, table
 
 
-def split(base, paths, held, unknown, out, **config) -> dict:
-    """Load and capture seconds of one sequential pass."""
-    timer = Timer()
-    reals = {}
-    for name in ("load", "capture"):
-        reals[name], timed = timer.wrap(name)
-        setattr(series.SeriesProbe, name, timed)
+def split(side, base, paths, held, unknown, out, **config) -> dict:
+    """Load and capture seconds of one pass of `side` with its loads in turn (the stand-in class patched first)."""
+    stand_in, _ = SIDES[side]
+    real = series.WeightSwap
+    swapped = stand_in is None
+    series.WeightSwap = stand_in or real
     try:
-        wall, _ = probe_once(base, paths, held, unknown, out, overlap_loads=False, **config)
+        with Timer(swapped) as timer:
+            wall, _ = probe_once(base, paths, held, unknown, out, overlap_loads=False, **config)
     finally:
-        for name, real in reals.items():
-            setattr(series.SeriesProbe, name, real)
-    return {"wall_s": wall, "load_s": timer.load, "capture_s": timer.capture}
+        series.WeightSwap = real
+    return {"wall_s": wall, "load_s": timer.seconds["load"], "capture_s": timer.seconds["capture"]}
 
 
 def main() -> None:
@@ -167,23 +213,24 @@ def main() -> None:
     held, unknown = facts(args.held, args.unknown)
     cfg = dict(device=args.device, cache=args.cache, accuracy=False)  # drift only: no greedy decoding
     probe_once(base, paths[:1], held, unknown, work / "warm", **cfg)  # imports, first-call costs
-    times = {"sequential": [], "overlapped": []}
+    sides = list(SIDES)
+    times = {side: [] for side in sides}
     tables = {}
     for r in range(args.rounds):
-        for side in (("sequential", "overlapped") if r % 2 == 0 else ("overlapped", "sequential")):
-            wall, tables[side] = probe_once(base, paths, held, unknown, work / side, overlap_loads=side == "overlapped",
-                                            **cfg)
+        for side in sides[r % 3:] + sides[: r % 3]:  # rotated: each side first in one round of three
+            wall, tables[side] = on_side(side, probe_once, base, paths, held, unknown, work / "side", **cfg)
             times[side].append(wall)
             print(f"round {r} {side}: {wall:.1f} s", flush=True)
-    diff = (tables["sequential"]["value"] - tables["overlapped"]["value"]).abs().max()
-    parts = split(base, paths, held, unknown, work / "split", **cfg)
+    baseline = tables[sides[0]]["value"]
+    diff = max(float((tables[side]["value"] - baseline).abs().max()) for side in sides[1:])
+    parts = {side: split(side, base, paths, held, unknown, work / "split", **cfg) for side in sides[:2]}
     one, _ = probe_once(base, paths, held, unknown, work / "one-layer", overlap_loads=True, **cfg)
     every, table = probe_once(base, paths, held, unknown, work / "all-layers", layers="all", overlap_loads=True, **cfg)
     ranks = None
     if args.ranks:
         wall, ranked = torchrun_once(base, paths, held, unknown, work / "ranks", work, args.ranks, args.device)
-        one_process = tables["sequential"]
-        ranks = {"ranks": args.ranks, "wall_s": wall, "one_process_s": statistics.median(times["sequential"]),
+        one_process = tables["swapped, in turn"]
+        ranks = {"ranks": args.ranks, "wall_s": wall, "one_process_s": statistics.median(times["swapped, in turn"]),
                  "max_abs_table_difference": float((ranked["value"] - one_process["value"]).abs().max())}
     med = {side: statistics.median(t) for side, t in times.items()}
     result = {
@@ -191,8 +238,10 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "checkpoints": args.checkpoints, "page_cache": args.cache, "held": len(held), "unknown": len(unknown),
         "rounds": args.rounds,
-        "seconds": times, "median_s": med, "speedup": med["sequential"] / med["overlapped"],
-        "sequential_split": parts, "max_abs_table_difference": float(diff),
+        "seconds": times, "median_s": med,
+        "speedup_over_baseline": med["from_pretrained, in turn"] / med["swapped, overlapped"],
+        "speedup_of_overlap": med["swapped, in turn"] / med["swapped, overlapped"],
+        "split_in_turn": parts, "max_abs_table_difference": diff,
         "layers": {"one_s": one, "all_s": every, "all_over_one": every / one,
                    "layers": int(table["layer"].nunique())},
         "torchrun": ranks,

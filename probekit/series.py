@@ -34,6 +34,7 @@ from .models import default_device, load_causal_lm, load_tokenizer, resolve_dtyp
 from .outcomes import outcomes_of, write_outcomes
 from .prefetch import OneAhead, to_device
 from .ranks import Ranks
+from .weight_swap import WeightSwap
 from .weights import check_weights
 
 BASE_NAME = "_base"
@@ -270,15 +271,16 @@ def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkp
                 write: bool, progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
     """(position, checkpoint, its table rows, its per-fact outcomes) for the checkpoints `mine` (position in the
     series, checkpoint); those at the positions in `todo` are captured (the others are θ0 or cached), the next one
-    loaded while the current one is (``overlap_loads``; unset: on a GPU)."""
+    loaded while the current one is (``overlap_loads``); on the CPU read off the GIL and swapped into one model
+    (probekit.weight_swap)."""
     base_path = series.base.resolve()
     to_load = [(pos, c) for pos, c in mine if pos in todo]
     which = {pos: i for i, (pos, _) in enumerate(to_load)}
     desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
     done = []
-    overlap = probe.config.overlap_loads
-    overlap = torch.device(probe.device).type == "cuda" if overlap is None else overlap
-    with OneAhead([c.path for _, c in to_load], probe.load, overlap) as loads:
+    swap = WeightSwap(probe.load, probe.dtype) if torch.device(probe.device).type == "cpu" else None
+    paths, overlap = [c.path for _, c in to_load], probe.config.overlap_loads
+    with OneAhead(paths, swap.read, overlap, swap.model) if swap else OneAhead(paths, probe.load, overlap) as loads:
         for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
             try:
                 if ckpt.path.resolve() == base_path:
