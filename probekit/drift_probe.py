@@ -70,8 +70,9 @@ class ProbeConfig:
     accuracy: bool = option(True, "greedy exact match of every fact set per checkpoint (accuracy_held, "
                                   "accuracy_unknown, accuracy_new rows; per-fact outcomes.parquet, ΔD_Held, lost.csv); "
                                   "--no-accuracy skips the decoding")
-    overlap_loads: bool = option(True, "read the next checkpoint's weights while the current one is probed (one "
-                                       "model in flight); --no-overlap-loads loads each in its turn", runtime=True)
+    overlap_loads: bool = option(True, "read the next checkpoint's weights while the current one is probed (CPU, "
+                                       "CUDA; one model in flight); --no-overlap-loads loads each in its turn",
+                                 runtime=True)
     skip_broken: bool = option(False, "skip a checkpoint whose weights are missing, truncated or unreadable (with "
                                       "a warning) instead of stopping", runtime=True)
 

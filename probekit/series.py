@@ -270,16 +270,16 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
 def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], todo: set[int],
                 write: bool, progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
     """(position, checkpoint, its table rows, its per-fact outcomes) for the checkpoints `mine` (position in the
-    series, checkpoint); those at the positions in `todo` are captured (the others are θ0 or cached), the next one
-    loaded while the current one is (``overlap_loads``); on the CPU read off the GIL and swapped into one model
-    (probekit.weight_swap)."""
+    series, checkpoint); those in `todo` are captured (the others are θ0 or cached), the next one loaded while the
+    current one is (``overlap_loads``, on the CPU and CUDA; on the CPU through probekit.weight_swap)."""
     base_path = series.base.resolve()
     to_load = [(pos, c) for pos, c in mine if pos in todo]
     which = {pos: i for i, (pos, _) in enumerate(to_load)}
     desc = f"probing {series.run}" + (f" (rank {ranks.rank} of {ranks.world})" if ranks.world > 1 else "")
     done = []
-    swap = WeightSwap(probe.load, probe.dtype) if torch.device(probe.device).type == "cpu" else None
-    paths, overlap = [c.path for _, c in to_load], probe.config.overlap_loads
+    kind = torch.device(probe.device).type
+    swap = WeightSwap(probe.load, probe.dtype) if kind == "cpu" else None
+    paths, overlap = [c.path for _, c in to_load], probe.config.overlap_loads and kind in ("cpu", "cuda")  # not MPS
     with OneAhead(paths, swap.read, overlap, swap.model) if swap else OneAhead(paths, probe.load, overlap) as loads:
         for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
             try:
