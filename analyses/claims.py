@@ -22,6 +22,7 @@ Writes claims.md (the table), claims.csv and claims.png / .pdf (each difference 
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -143,6 +144,14 @@ def shown(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["difference lo", "difference hi", "margin"]).assign(difference=cells)
 
 
+def row_label(comparison: str) -> str:
+    """A comparison's pair and statistic without its relation: "SFT − Self-distillation: ΔD_Held > 0" → "SFT −
+    Self-distillation, ΔD_Held" (a claim's rows on two statistics of one pair stay apart)."""
+    pair, _, rest = comparison.partition(": ")
+    statistic = re.split(r" (?:>|<|≈) ", rest)[0]
+    return f"{pair}, {statistic}" if statistic else pair
+
+
 def plot(df: pd.DataFrame, note: str):
     """A panel per unit (ΔD_Held in pp, RD): each comparison's difference with its 95% interval, coloured by
     verdict, the ± margin of a ≈ comparison shaded, 0 marked."""
@@ -159,8 +168,8 @@ def plot(df: pd.DataFrame, note: str):
                         fmt="o", color=VERDICT_COLORS[r["verdict"]], capsize=3)
         ax.axvline(0, color="0.3", linewidth=0.8)
         ax.set_ylim(-0.6, len(sub) - 0.4)
-        ax.set_yticks(list(y), [textwrap.fill(c.split(":")[0], 32) for c in sub["comparison"]], fontsize=7)
-        ax.set_xlabel(f"{'ΔD_Held' if unit == 'pp' else 'RD'} difference ({unit})")
+        ax.set_yticks(list(y), [textwrap.fill(row_label(c), 40) for c in sub["comparison"]], fontsize=7)
+        ax.set_xlabel(f"{'forgetting' if unit == 'pp' else 'RD'} difference ({unit})")
     fig.text(0.5, -0.06, f"{note}; green supported, red contradicted, grey undecided; shaded: the ≈ margin",
              ha="center", fontsize=7)
     fig.tight_layout()

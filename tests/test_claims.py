@@ -131,3 +131,13 @@ def test_claims_frame_from_runs(tmp_path):
     first = df.iloc[0]
     assert first["difference"] == pytest.approx(20.0) and first["difference lo"] > 0 and first["n"] == 300
     assert df["comparison"].str.startswith("not paired").sum() == 3
+
+
+def test_plot_rows_name_their_statistic():
+    from analyses.claims import row_label
+
+    assert row_label("SFT − Self-distillation: ΔD_Held > 0") == "SFT − Self-distillation, ΔD_Held"
+    assert (row_label("SFT − Self-distillation: D_Held lost by the last epoch > 0")
+            == "SFT − Self-distillation, D_Held lost by the last epoch")
+    assert (row_label("Self-distillation, semantic keys − SFT, UUID keys: RD at the last epoch ≈ 0 within ± 0.005")
+            == "Self-distillation, semantic keys − SFT, UUID keys, RD at the last epoch")
