@@ -8,7 +8,6 @@ import ctypes
 import json
 import mmap
 import os
-import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +94,7 @@ def read_weights(folder: Path, dtype: torch.dtype, pool: BufferPool | None = Non
     out = Weights({}, [])
     for file in files:
         try:
-            check_safetensors(file)  # a file cut short is named, not read
-            start, header = _header(file)
+            start, header = check_safetensors(file)  # a file cut short is named, not read
             if any(info["dtype"] not in SAFETENSORS_DTYPES for info in header.values()):
                 pool.give(out.buffers)
                 return None
@@ -110,22 +108,14 @@ def read_weights(folder: Path, dtype: torch.dtype, pool: BufferPool | None = Non
         except OSError as exc:
             pool.give(out.buffers)
             raise ProbekitError(f"cannot read {file}: {exc.strerror or exc}") from None
-        cast = True
+        all_cast = True
         for name, t in _tensors(buffer, start, header, size, file).items():
-            cast = cast and t.is_floating_point() and t.dtype != dtype
-            out.tensors[name] = t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t
-        if cast and out.buffers and out.buffers[-1] is buffer:
+            cast = t.is_floating_point() and t.dtype != dtype
+            all_cast = all_cast and cast
+            out.tensors[name] = t.to(dtype) if cast else t
+        if all_cast and out.buffers and out.buffers[-1] is buffer:
             pool.give([out.buffers.pop()])
     return out
-
-
-def _header(file: Path) -> tuple[int, dict]:
-    """(where the data starts, the header's tensor entries) of a safetensors file already checked whole."""
-    with file.open("rb") as fh:
-        (header_len,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(header_len))
-    header.pop("__metadata__", None)
-    return 8 + header_len, header
 
 
 def in_page_cache(file: Path, share: float = 0.95) -> bool:

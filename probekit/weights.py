@@ -27,8 +27,9 @@ def pickle_weights(path: Path) -> list[str]:
                   if p.suffix in PICKLE_SUFFIXES and not any(fnmatch.fnmatch(p.name, t) for t in TRAINING_STATE))
 
 
-def check_safetensors(file: Path) -> None:
-    """Refuse a safetensors file whose header cannot be read or whose tensors run past its end."""
+def check_safetensors(file: Path) -> tuple[int, dict]:
+    """Refuse a safetensors file whose header cannot be read or whose tensors run past its end; else (the offset at
+    which its data starts, its header's tensor entries without ``__metadata__``)."""
     size = file.stat().st_size
     try:
         with file.open("rb") as fh:
@@ -36,12 +37,14 @@ def check_safetensors(file: Path) -> None:
             if 8 + header_len > size:
                 raise ValueError("header longer than the file")
             header = json.loads(fh.read(header_len))
-        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        header.pop("__metadata__", None)
+        end = max((t["data_offsets"][1] for t in header.values()), default=0)
     except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ProbekitError(f"{file} is not a readable safetensors file ({exc}); re-save or re-copy it") from None
     if 8 + header_len + end > size:
         raise ProbekitError(f"{file} is truncated: its header lists {8 + header_len + end} bytes, the file has "
                             f"{size}; re-save or re-copy it")
+    return 8 + header_len, header
 
 
 def check_weights(path: Path, allow_pickle: bool = False) -> None:
