@@ -23,6 +23,7 @@ PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT  # the tiny model, runs and cache (~650 MB on --smoke) are scratch
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export PROBEKIT_CACHE=${PROBEKIT_CACHE:-$WORK/cache}
 LOG="$OUT/log.txt"

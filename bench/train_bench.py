@@ -157,8 +157,14 @@ def time_steps(fns: dict, tokens: int, rounds: int, device) -> dict[str, list[fl
 
 def main() -> None:
     args = arguments()
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as work:  # the model and its teacher cache: scratch
+        bench(args, Path(work))
+
+
+def bench(args, work: Path) -> None:
+    """Every side at every batch size (then compiled), written to ``args.out`` as each batch size ends."""
     device = torch.device(args.device)
-    trainer, model_dir = setup(args, Path(tempfile.mkdtemp(prefix="train-bench-")))
+    trainer, model_dir = setup(args, work)
     cfg = trainer.config
     model = trainer.load_model(model_dir)
     full = make_regularizer(dataclasses.replace(cfg, variant="full"), trainer.run_dir, base_path=trainer.base_path,

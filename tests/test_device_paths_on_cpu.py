@@ -213,9 +213,13 @@ def test_a_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, condit
 @pytest.mark.slow(seconds=85)
 def test_gpu_check_smoke(tmp_path):
     """bench/gpu_check.sh --smoke: every bench on a tiny config on the CPU and the micro pipeline (SLiCK-free splits,
-    the fig5 runs with their probe, the figure), their JSON and the pipeline's files under $OUT (≈ 100 s)."""
+    the fig5 runs with their probe, the figure), their JSON and the pipeline's files under $OUT (≈ 100 s); its
+    scratch folder (≈ 650 MB) is removed at exit."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     subprocess.run(["bash", "bench/gpu_check.sh", "--smoke"], check=True, cwd=ROOT, timeout=900,
-                   env={**ENV, "OUT": str(tmp_path / "out")}, capture_output=True)
+                   env={**ENV, "OUT": str(tmp_path / "out"), "TMPDIR": str(scratch)}, capture_output=True)
+    assert all(p.name.startswith("torchinductor_") for p in scratch.iterdir())  # inductor's cache is kept
     for name in ("train_bench", "probe_bench", "slick_bench", "eval_bench", "estimate"):
         assert json.loads((tmp_path / "out" / f"{name}.json").read_text())
     with tarfile.open(tmp_path / "out" / "pipeline.tar.gz") as tar:
