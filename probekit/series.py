@@ -49,9 +49,9 @@ class SeriesProbe:
     """Captures (cached) and compares the states of one base model and the checkpoints of its series."""
 
     def __init__(self, base: Path, held: list[Fact], unknown: list[Fact] | None, new: list[Fact] | None,
-                 out: Path, config: ProbeConfig, require_pairs: bool = True):
+                 out: Path, config: ProbeConfig, require_pairs: bool = True, progress: bool = True):
         self.base, self.held, self.unknown, self.new = Path(base), held, unknown, new
-        self.out, self.config = Path(out), config
+        self.out, self.config, self.progress = Path(out), config, progress  # progress: bars on stderr
         self.tokenizer = load_tokenizer(self.base)
         cfg = AutoConfig.from_pretrained(self.base, local_files_only=True)
         self.drift = DriftProbe(self.tokenizer, cfg, held, unknown, new, config, require_pairs)
@@ -90,9 +90,9 @@ class SeriesProbe:
         return to_device(model, self.device)
 
     def capture(self, name: str, path: Path, model, desc: str | None = None) -> dict[str, torch.Tensor]:
-        """Capture `model` (loaded from `path`) and cache its tensors atomically under `name`."""
+        """Capture `model` (loaded from `path`) and cache its tensors atomically under `name`; `desc` names its bars."""
         base = None if path == self.base else self.base_states()
-        out = self.drift.capture(self.drift.prober(model), base, desc)
+        out = self.drift.capture(self.drift.prober(model), base, desc if self.progress else None)
         write_tensors(state_file(self.out, name), out, self.key(path), model=str(path))
         return out
 
@@ -213,7 +213,7 @@ def probe_series(
     usable = _usable(series.checkpoints, config)  # refuse unsafe or broken weights before any work
     if not held:
         raise ProbekitError("the held-out set is empty; give at least one fact")
-    probe = SeriesProbe(series.base, held, unknown, new, out, config)  # the last check: nothing written before
+    probe = SeriesProbe(series.base, held, unknown, new, out, config, progress=progress)  # the last check
     manifest = {
         "run": series.run, "run_dir": str(Path(run_dir).resolve()) if run_dir else None,
         "base": str(series.base.resolve()), "layer": probe.layer, "layers": probe.drift.layers,
@@ -226,7 +226,7 @@ def probe_series(
     finished = False
     try:
         probe.device = ranks.device(probe.device)
-        table = _probe_all(probe, series, usable, ranks, progress, {**manifest, "ranks": ranks.world})
+        table = _probe_all(probe, series, usable, ranks, {**manifest, "ranks": ranks.world})
         finished = True
         return table
     finally:
@@ -234,7 +234,7 @@ def probe_series(
 
 
 def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint], ranks: Ranks,
-               progress: bool, manifest: dict) -> pd.DataFrame:
+               manifest: dict) -> pd.DataFrame:
     """On rank 0: probe.json, θ0's states and which checkpoints still need capturing, shared with every rank; each
     rank's share of the checkpoints; then every rank's results merged in series order. Rank 0 writes the table
     (one process: after every checkpoint, so an interrupted run leaves one) and, with ``accuracy``, the per-fact
@@ -250,7 +250,7 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
     probe._base_states, todo = ranks.share(start)
     mine = ranks.deal(checkpoints, todo)
     write = ranks.world == 1
-    parts = ranks.gather(lambda: _probe_mine(probe, series, mine, set(todo), write, progress, ranks))
+    parts = ranks.gather(lambda: _probe_mine(probe, series, mine, set(todo), write, ranks))
     done = sorted((p for part in parts for p in part), key=lambda p: p[0])  # series order
     if not done:
         raise ProbekitError("no checkpoint was probed: every one was skipped as broken (see the warnings above)")
@@ -268,7 +268,7 @@ def _probe_all(probe: SeriesProbe, series: Series, checkpoints: list[Checkpoint]
 
 
 def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkpoint]], todo: set[int],
-                write: bool, progress: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
+                write: bool, ranks: Ranks) -> list[tuple[int, Checkpoint, list, dict]]:
     """(position, checkpoint, its table rows, its per-fact outcomes) for the checkpoints `mine` (position in the
     series, checkpoint); those in `todo` are captured (the others are θ0 or cached), the next one loaded while the
     current one is (``overlap_loads``, on the CPU and CUDA; on the CPU through probekit.weight_swap)."""
@@ -281,7 +281,7 @@ def _probe_mine(probe: SeriesProbe, series: Series, mine: list[tuple[int, Checkp
     swap = WeightSwap(probe.load, probe.dtype) if kind == "cpu" else None
     paths, overlap = [c.path for _, c in to_load], probe.config.overlap_loads and kind in ("cpu", "cuda")  # not MPS
     with OneAhead(paths, swap.read, overlap, swap.model) if swap else OneAhead(paths, probe.load, overlap) as loads:
-        for pos, ckpt in tqdm(mine, desc=desc, disable=not progress, position=ranks.rank):
+        for pos, ckpt in tqdm(mine, desc=desc, disable=not probe.progress, position=ranks.rank):
             try:
                 if ckpt.path.resolve() == base_path:
                     s = probe.base_states()

@@ -147,14 +147,16 @@ def test_drift_callback_on_a_peft_model(setup):
     assert sum("drift/NTR" in h for h in trainer.state.log_history) == 3
 
 
-def test_drift_in_memory_equals_probe_series(setup):
+def test_drift_in_memory_equals_probe_series(setup, capfd):
     tmp, tok, base, held, unknown = setup
     base_model = load_causal_lm(base)
     model = perturb(load_causal_lm(base), 0.02, seed=1)
     save_checkpoint(model, tok, tmp / "run" / "epoch-001")
     live = probekit.drift(base_model, model, tok, held, unknown, name="epoch-001", **SETTINGS)
+    capfd.readouterr()
     saved = probekit.probe_series(tmp / "run", base=str(base), held=held, unknown=unknown, out=tmp / "probes",
                                   config=probekit.ProbeConfig(**SETTINGS), progress=False)
+    assert "held" not in capfd.readouterr().err  # no bar: not even θ0's or a checkpoint's capture
     assert list(live.columns) == list(saved.columns)
     assert_same_metrics(live, saved.assign(name="epoch-001"))
     assert not (tmp / "run" / "probes").exists() and not model.training
