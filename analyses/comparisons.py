@@ -179,9 +179,12 @@ def outcome_line(c: Paired) -> str:
 
 
 def p_text(v: float) -> str:
-    """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0, `n/a` for NaN."""
+    """`0.012` at 0.001 and above, `3e-6` below, `< 1e-300` where the p underflowed to 0, `n/a` for NaN; one more
+    digit where three would round across 0.05 (`0.0498`, not `0.050`, beside "decided")."""
     if math.isnan(v):
         return "n/a"
+    if 0.0495 <= v < 0.0505:
+        return f"{v:.4f}"
     if v >= 0.001:
         return f"{v:.3f}"
     return f"{v:.0e}".replace("e-0", "e-") if v > 0 else "< 1e-300"

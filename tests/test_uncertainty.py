@@ -136,6 +136,7 @@ def test_a_nan_p_decides_nothing():
     assert not undecided.decided and verdict(undecided).startswith("undecided")
     assert Paired("a", "b", "ΔD_Held", Estimate(5.0, 2.0, 8.0), 0.01, 600).decided
     assert p_text(nan) == "n/a" and p_text(0.01) == "0.010" and p_text(3e-6) == "3e-6"
+    assert p_text(0.049828) == "0.0498" and p_text(0.0502) == "0.0502" and p_text(0.0506) == "0.051"
 
 
 def test_forgetting_is_tested_on_the_drops_not_on_the_last_epoch(tmp_path):
