@@ -12,8 +12,8 @@ DOCS_LOG="$(mktemp)"
 NO_MKDOCS_2_WARNING=1 "$VENV/bin/python" -m mkdocs build --strict --site-dir "${TMPDIR:-/tmp}/probekit-site" \
   >"$DOCS_LOG" 2>&1 || { cat "$DOCS_LOG"; rm -f "$DOCS_LOG"; exit 1; }
 rm -f "$DOCS_LOG"
-# a fresh .ci/run took about 6 GB of disk at its peak, install included (bench/RESULTS.md): say so before a full disk turns
-# into dozens of unrelated failures
+# a fresh .ci/run took about 6 GB of disk at its peak, install included (bench/RESULTS.md): say so before a full
+# disk turns into dozens of unrelated failures
 FREE_GB=$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR == 2 {print int($4 / 1048576)}')
 [ "$FREE_GB" -ge 5 ] || echo "warning: ${FREE_GB} GB free under ${TMPDIR:-/tmp}; the tests write a few GB there" >&2
 # one worker per core, each computing on one thread (tests/conftest.py), handed one test at a time in the order
