@@ -92,9 +92,10 @@ def render(ctx, trained) -> pd.DataFrame:
     for t in trained:
         by_model.setdefault(model_label(t.run.config.model), []).append(t)
     for model, (first, *others) in by_model.items():
+        pairs = [(t, first) for t in others]
         lines = forgetting_lines([first, *others])
-        lines += comparison_lines([(t, first) for t in others], "lost", "held")  # the fixed-reference statistic
-        lines += comparison_lines([(t, first) for t in others], "last", "unknown")
+        lines += comparison_lines(pairs, "lost", "held")  # the fixed-reference statistic
+        lines += comparison_lines(pairs, "last", "unknown")
         lines += [line for t in others for line in drift_difference_lines(t, first, METRICS)]
         print("\n".join(f"{model}, {line}" for line in lines))
     return df

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from probekit import series, weight_reads
 from probekit.errors import ProbekitError
@@ -125,8 +125,6 @@ def test_from_pretrained_s_choice_of_files_is_kept(tmp_path):
     assert read_weights(sharded, torch.float32) is None
     with pytest.raises(ProbekitError, match="cannot load the weights"):
         swap.model(sharded, swap.read(sharded))
-    from safetensors.torch import save_file
-
     odd = save(tiny_model("llama"), tmp_path / "odd")
     save_file({**load_file(odd / "model.safetensors"), "counts": torch.zeros(4, dtype=torch.uint16)},
               odd / "model.safetensors", metadata={"format": "pt"})
